@@ -33,7 +33,8 @@ var ErrClosed = errors.New("store: closed")
 // A username is listed while at least one socket holds it; sockets are
 // identified by an ID that is unique across nodes (the Socket.IO socket id).
 // Join and Leave are idempotent per socket ID, because the Socket.IO server
-// can report one disconnect twice.
+// can report one disconnect twice. Returned slices are never nil (so JSON
+// carries [] rather than null) and are the caller's to keep.
 type Store interface {
 	// Join records that socketID holds username. The username is appended to
 	// the list (join order) if no other socket holds it yet. It returns the
@@ -57,6 +58,8 @@ type Store interface {
 	// History returns the current history, oldest first.
 	History(ctx context.Context) ([]Message, error)
 
-	// Close releases the store's resources. It does not erase shared state.
+	// Close releases the store's resources. It erases no shared state
+	// other than this store's own sockets (a Redis node that shuts down
+	// cleanly takes its users with it, as if they had left).
 	Close() error
 }

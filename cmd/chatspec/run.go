@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand. Each lives in its own file (serve.go,
+// verify.go, load.go), parses its own flags and returns an exit code.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{}
+
+func register(name, summary string, run func(context.Context, []string, io.Writer, io.Writer) int) {
+	commands[name] = command{summary: summary, run: run}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return ExitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "chatspec: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return ExitUsage
+	}
+	return cmd.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("Usage: chatspec <command> [flags]\n\nCommands:\n")
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-8s %s\n", name, commands[name].summary)
+	}
+	b.WriteString(`
+Run 'chatspec <command> --help' for the flags and examples of a command.
+
+Exit codes:
+  0  passed / clean shutdown
+  1  the target failed: a spec case failed or a load threshold was crossed
+  2  usage error, or the target was unreachable before anything ran
+  3  the run ended early (interrupted, or the target died); the report is partial
+  4  chatspec itself failed (e.g. address in use, report not writable)
+`)
+	io.WriteString(w, b.String())
+}

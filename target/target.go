@@ -1,0 +1,275 @@
+// Package target describes how to reach the chat server under test: one or
+// more base URLs (several URLs are one cluster, and clients are spread over
+// them round-robin), the Socket.IO path and namespace, and what real servers
+// need to let a client in (headers, query parameters, an auth payload, and
+// the Next.js-style init request). `chatspec verify` and `chatspec load`
+// share it so that the same flags mean the same thing in both.
+package target
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/chatspec/chatspec/sioclient"
+)
+
+// Options is the connection part of a run's configuration.
+type Options struct {
+	// Targets are base URLs (http, https, ws or wss). Empty means "start the
+	// reference server in-process"; the command decides that, not this package.
+	Targets []string
+	// Path is the Engine.IO path, "/socket.io/" unless a server mounts it
+	// elsewhere (Next.js apps often do).
+	Path string
+	// Namespace is the Socket.IO namespace the chat lives in.
+	Namespace string
+	// InitPath, when set, is requested with GET before connecting, as the
+	// seed's client does with /api/socket (CONTRACT.md CONN-2).
+	InitPath string
+	// Header is sent with every HTTP request and WebSocket handshake.
+	Header http.Header
+	// Query is added to every Engine.IO request.
+	Query url.Values
+	// Auth is the Socket.IO CONNECT payload; nil sends none.
+	Auth map[string]any
+	// ConnectTimeout bounds one connection attempt (handshake, upgrade,
+	// namespace CONNECT).
+	ConnectTimeout time.Duration
+	// HTTPClient is used for the init request and by the protocol client;
+	// nil means a default client with ConnectTimeout.
+	HTTPClient *http.Client
+}
+
+// RegisterFlags binds the options to fs, with defaults.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	if o.Path == "" {
+		o.Path = "/socket.io/"
+	}
+	if o.Namespace == "" {
+		o.Namespace = "/"
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	fs.Var((*targetsFlag)(&o.Targets), "target", "base URL of the chat server (repeat for a cluster: clients are spread over the targets); none = start the reference server in-process")
+	fs.StringVar(&o.Path, "path", o.Path, "Socket.IO (Engine.IO) path on the target")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Socket.IO namespace of the chat")
+	fs.StringVar(&o.InitPath, "init-path", o.InitPath, "path to GET before connecting, e.g. /api/socket for a Next.js server that attaches lazily")
+	fs.Var((*headerFlag)(&o.Header), "header", "extra HTTP header 'Name: value' on every request (repeatable)")
+	fs.Var((*queryFlag)(&o.Query), "query", "extra query parameter 'name=value' on every Engine.IO request (repeatable)")
+	fs.Var((*authFlag)(&o.Auth), "auth", "Socket.IO auth payload as a JSON object, e.g. '{\"token\":\"abc\"}'")
+	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "time allowed for one connection (handshake, upgrade, namespace connect)")
+}
+
+// Validate checks the options after flag parsing and normalises them.
+func (o *Options) Validate() error {
+	for i, raw := range o.Targets {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("--target %q: %w", raw, err)
+		}
+		switch u.Scheme {
+		case "http", "https":
+		case "ws":
+			u.Scheme = "http"
+		case "wss":
+			u.Scheme = "https"
+		default:
+			return fmt.Errorf("--target %q: want an http://, https://, ws:// or wss:// URL such as http://127.0.0.1:3000", raw)
+		}
+		if u.Host == "" {
+			return fmt.Errorf("--target %q: no host; want a URL such as http://127.0.0.1:3000", raw)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return fmt.Errorf("--target %q: give the server's base URL; set the Socket.IO path with --path %s", raw, u.Path)
+		}
+		u.Path = ""
+		o.Targets[i] = u.String()
+	}
+	if !strings.HasPrefix(o.Path, "/") {
+		return fmt.Errorf("--path %q: must start with /", o.Path)
+	}
+	if !strings.HasSuffix(o.Path, "/") {
+		o.Path += "/"
+	}
+	if !strings.HasPrefix(o.Namespace, "/") {
+		return fmt.Errorf("--namespace %q: must start with /", o.Namespace)
+	}
+	if o.InitPath != "" && !strings.HasPrefix(o.InitPath, "/") {
+		return fmt.Errorf("--init-path %q: must start with /", o.InitPath)
+	}
+	if o.ConnectTimeout <= 0 {
+		return fmt.Errorf("--connect-timeout %s: must be positive", o.ConnectTimeout)
+	}
+	return nil
+}
+
+// URL returns the base URL of the target that client number i uses:
+// clients are spread over the targets round-robin.
+func (o *Options) URL(i int) string {
+	if len(o.Targets) == 0 {
+		return ""
+	}
+	if i < 0 {
+		i = -i
+	}
+	return o.Targets[i%len(o.Targets)]
+}
+
+// DialOptions returns the protocol client options for client number i,
+// without a transport (the caller picks it).
+func (o *Options) DialOptions(i int) sioclient.Options {
+	return sioclient.Options{
+		URL:            o.URL(i),
+		Path:           o.Path,
+		Namespace:      o.Namespace,
+		Header:         o.Header.Clone(),
+		Query:          cloneValues(o.Query),
+		Auth:           o.authPayload(),
+		HTTPClient:     o.HTTPClient,
+		ConnectTimeout: o.ConnectTimeout,
+	}
+}
+
+func (o *Options) authPayload() any {
+	if o.Auth == nil {
+		return nil
+	}
+	return o.Auth
+}
+
+// Init makes the init request (InitPath) to the target of client i, if an
+// init path is set. A status other than 2xx is an error (CONTRACT.md CONN-2).
+func (o *Options) Init(ctx context.Context, i int) error {
+	if o.InitPath == "" {
+		return nil
+	}
+	base := o.URL(i)
+	ctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+o.InitPath, nil)
+	if err != nil {
+		return fmt.Errorf("init request: %w", err)
+	}
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	client := o.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("init request GET %s%s: %w", base, o.InitPath, err)
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("init request GET %s%s: status %d %q; check --init-path (or drop it if the server has no init route)",
+			base, o.InitPath, resp.StatusCode, strings.TrimSpace(string(snippet)))
+	}
+	return nil
+}
+
+// ErrUnreachable wraps every error Probe returns.
+var ErrUnreachable = errors.New("target unreachable")
+
+// Probe checks that every target answers: the init request when set, then a
+// WebSocket-free Socket.IO connection (long-polling, which CONTRACT.md
+// TRANS-1 requires), closed at once. It says which target failed and why.
+func (o *Options) Probe(ctx context.Context) error {
+	for i, base := range o.Targets {
+		if err := o.Init(ctx, i); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrUnreachable, base, err)
+		}
+		dial := o.DialOptions(i)
+		dial.Transport = sioclient.Polling
+		c, err := sioclient.Dial(ctx, dial)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrUnreachable, base, err)
+		}
+		_ = c.Close()
+	}
+	return nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+type targetsFlag []string
+
+func (f *targetsFlag) String() string { return strings.Join(*f, ",") }
+func (f *targetsFlag) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("empty URL")
+	}
+	*f = append(*f, strings.TrimSpace(s))
+	return nil
+}
+
+type headerFlag http.Header
+
+func (f *headerFlag) String() string { return fmt.Sprint(http.Header(*f)) }
+func (f *headerFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t") {
+		return fmt.Errorf("want 'Name: value', got %q", s)
+	}
+	if *f == nil {
+		*f = headerFlag(http.Header{})
+	}
+	http.Header(*f).Add(name, strings.TrimSpace(value))
+	return nil
+}
+
+type queryFlag url.Values
+
+func (f *queryFlag) String() string { return url.Values(*f).Encode() }
+func (f *queryFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want 'name=value', got %q", s)
+	}
+	if *f == nil {
+		*f = queryFlag(url.Values{})
+	}
+	url.Values(*f).Add(name, value)
+	return nil
+}
+
+type authFlag map[string]any
+
+func (f *authFlag) String() string {
+	if *f == nil {
+		return ""
+	}
+	b, _ := json.Marshal(map[string]any(*f))
+	return string(b)
+}
+func (f *authFlag) Set(s string) error {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil || m == nil {
+		return fmt.Errorf("want a JSON object such as '{\"token\":\"abc\"}', got %q", s)
+	}
+	*f = m
+	return nil
+}
