@@ -1,0 +1,137 @@
+package sioclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// fakeWSServer opens an Engine.IO session over websocket, acknowledges the
+// CONNECT, then calls after with the connection.
+func fakeWSServer(t *testing.T, after func(ctx context.Context, ws *websocket.Conn)) string {
+	t.Helper()
+	return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		if ws.Write(ctx, websocket.MessageText, []byte(`0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)) != nil {
+			return
+		}
+		if _, _, err := ws.Read(ctx); err != nil { // CONNECT
+			return
+		}
+		if ws.Write(ctx, websocket.MessageText, []byte(`40{"sid":"x"}`)) != nil {
+			return
+		}
+		after(ctx, ws)
+	})
+}
+
+func TestHostileWebSocketFrames(t *testing.T) {
+	cases := map[string]struct {
+		send func(ctx context.Context, ws *websocket.Conn)
+		want string
+	}{
+		"binary frame": {func(ctx context.Context, ws *websocket.Conn) {
+			_ = ws.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3})
+		}, "binary websocket frame"},
+		"oversized frame": {func(ctx context.Context, ws *websocket.Conn) {
+			_ = ws.Write(ctx, websocket.MessageText, []byte(`42["x","`+strings.Repeat("a", 8<<10)+`"]`))
+		}, "larger than MaxPacketBytes"},
+		"garbage text": {func(ctx context.Context, ws *websocket.Conn) {
+			_ = ws.Write(ctx, websocket.MessageText, []byte("\x00\xff"))
+		}, "unknown Engine.IO packet type"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			u := fakeWSServer(t, func(ctx context.Context, ws *websocket.Conn) {
+				tc.send(ctx, ws)
+				_, _, _ = ws.Read(ctx) // until the client goes away
+			})
+			c, err := Dial(ctxT(t, 5*time.Second), Options{URL: u, MaxPacketBytes: 4 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Abort()
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("connection did not end")
+			}
+			var pe *ProtocolError
+			if err := c.Err(); !errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Err = %v, want a ProtocolError with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Concurrent emits over polling are batched into POSTs that respect the
+// server's maxPayload, split at packet boundaries.
+func TestPollingBatchesRespectMaxPayload(t *testing.T) {
+	const maxPayload = 40
+	var (
+		mu     sync.Mutex
+		bodies [][]byte
+		gets   int
+	)
+	u := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if r.Method == http.MethodPost {
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(r.Body)
+			bodies = append(bodies, b.Bytes())
+			mu.Unlock()
+			fmt.Fprint(w, "ok")
+			return
+		}
+		gets++
+		n := gets
+		mu.Unlock()
+		switch n {
+		case 1:
+			fmt.Fprintf(w, `0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":%d}`, maxPayload)
+		case 2:
+			fmt.Fprint(w, `40{"sid":"x"}`)
+		default:
+			<-r.Context().Done()
+		}
+	})
+	c, err := Dial(ctxT(t, 5*time.Second), Options{URL: u, Transport: Polling})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := c.Emit(ctxT(t, 5*time.Second), "m", i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	packets := 0
+	for _, b := range bodies[1:] { // bodies[0] is the CONNECT
+		if len(b) > maxPayload {
+			t.Errorf("POST of %d bytes > maxPayload %d: %q", len(b), maxPayload, b)
+		}
+		packets += bytes.Count(b, []byte{separator}) + 1
+	}
+	if packets != 20 {
+		t.Errorf("%d packets POSTed, want 20", packets)
+	}
+}
