@@ -1,0 +1,235 @@
+package reference
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Transport names accepted in Config.Transports. They are the Engine.IO
+// transport names a client puts in its handshake query.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+// Fixed HTTP routes next to the configurable Socket.IO and init paths.
+const (
+	healthPath  = "/healthz"
+	metricsPath = "/metrics"
+)
+
+// Config is the reference server's configuration. Start from DefaultConfig
+// and change what you need; New calls Validate.
+type Config struct {
+	// Addr is the TCP address Start listens on ("127.0.0.1:3000"; port 0
+	// picks a free port). Serve ignores it: it uses the listener it is given.
+	Addr string
+
+	// Path is where Socket.IO is served (CONN-1), with a trailing slash:
+	// "/socket.io/".
+	Path string
+
+	// InitPath answers GET with 200 and a short text body, so a client
+	// written like the seed (which fetches /api/socket before connecting)
+	// works unchanged (CONN-2). Requests to it never touch chat state. An
+	// empty InitPath disables the route.
+	InitPath string
+
+	// MaxUsernameLen caps a username, in bytes of UTF-8 (SEC-3). Bytes,
+	// not runes, because the cap exists to bound memory and the size of
+	// every list the server broadcasts.
+	MaxUsernameLen int
+
+	// MaxMessageLen caps a message text, in bytes of UTF-8 (SEC-3).
+	MaxMessageLen int
+
+	// HistoryLimit is how many of the newest messages the server keeps
+	// (HIST-4). Every messageWritten carries the whole list, so this also
+	// bounds the size of each broadcast.
+	HistoryLimit int
+
+	// MaxHTTPBufferSize is Engine.IO's maxPayload: the largest packet (or
+	// polling request body) the server accepts, in bytes (SEC-3). A client
+	// that sends more is disconnected by the library.
+	MaxHTTPBufferSize int64
+
+	// PingInterval and PingTimeout are Engine.IO's heartbeat. A silent
+	// client is dropped after about PingInterval+PingTimeout (RECON-3).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+
+	// CORSOrigins lists the browser origins allowed to connect from another
+	// site ("https://chat.example.com"); "*" allows any origin. Empty (the
+	// default) sends no CORS headers and refuses cross-origin WebSocket
+	// handshakes: same-origin pages and non-browser clients (which send no
+	// Origin header) still work. Secure by default; open it on purpose.
+	CORSOrigins []string
+
+	// Transports enables Engine.IO transports: TransportPolling and/or
+	// TransportWebSocket. Both by default.
+	Transports []string
+
+	// AllowUpgrades lets a polling client upgrade to WebSocket (TRANS-3).
+	// It only matters when both transports are enabled.
+	AllowUpgrades bool
+
+	// Rate is how many writeMessage events per second one socket may send
+	// (SEC-4); RateBurst is how many it may send at once. Every attempt
+	// counts, valid or not. A writeMessage beyond the rate is refused with
+	// chatError rate_limited and not stored. Rate 0 disables the limit.
+	Rate      float64
+	RateBurst int
+
+	// MaxConnections caps concurrent sockets on this server;
+	// MaxConnectionsPerIP caps them per client IP address. 0 means
+	// unlimited. A socket over a cap is refused with a Socket.IO
+	// CONNECT_ERROR whose message says which cap was hit.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+
+	// ShutdownTimeout bounds the graceful shutdown that follows the end of
+	// Serve's context.
+	ShutdownTimeout time.Duration
+
+	// StoreTimeout bounds each call to the store (it matters for a remote
+	// store such as Redis; the memory store never waits).
+	StoreTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults: loopback on port 3000, the Socket.IO
+// and seed paths, both transports with upgrades, the library's heartbeat
+// (25 s / 20 s), 1 MB packets, usernames up to 64 bytes, messages up to 4096
+// bytes, 200 messages of history, 20 events/s with bursts of 40 per socket,
+// no connection caps, no CORS, and a 10 s shutdown.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:3000",
+		Path:              "/socket.io/",
+		InitPath:          "/api/socket",
+		MaxUsernameLen:    64,
+		MaxMessageLen:     4096,
+		HistoryLimit:      200,
+		MaxHTTPBufferSize: 1_000_000,
+		PingInterval:      25 * time.Second,
+		PingTimeout:       20 * time.Second,
+		Transports:        []string{TransportPolling, TransportWebSocket},
+		AllowUpgrades:     true,
+		Rate:              20,
+		RateBurst:         40,
+		ShutdownTimeout:   10 * time.Second,
+		StoreTimeout:      5 * time.Second,
+	}
+}
+
+// minBufferOverhead is the room a writeMessage packet needs beyond its two
+// strings: the Engine.IO and Socket.IO framing, the event name, the field
+// names and JSON escaping headroom for short texts.
+const minBufferOverhead = 256
+
+// Validate reports the first problem with c, naming the field and the value.
+func (c Config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("reference: Addr is empty (want host:port, e.g. 127.0.0.1:3000)")
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("reference: Addr %q is not host:port: %w", c.Addr, err)
+	} else if port == "" {
+		return fmt.Errorf("reference: Addr %q has no port", c.Addr)
+	}
+	if err := checkPath("Path", c.Path); err != nil {
+		return err
+	}
+	if !strings.HasSuffix(c.Path, "/") || c.Path == "/" {
+		return fmt.Errorf("reference: Path %q must be a directory below / ending with /, e.g. /socket.io/", c.Path)
+	}
+	if c.InitPath != "" {
+		if err := checkPath("InitPath", c.InitPath); err != nil {
+			return err
+		}
+		if c.InitPath == "/" {
+			return errors.New(`reference: InitPath "/" would answer every unknown path; pick a real route such as /api/socket`)
+		}
+		if strings.HasPrefix(c.InitPath, c.Path) || c.InitPath+"/" == c.Path {
+			return fmt.Errorf("reference: InitPath %q lies under Path %q", c.InitPath, c.Path)
+		}
+	}
+	for _, fixed := range []string{healthPath, metricsPath} {
+		if c.InitPath == fixed || c.Path == fixed+"/" {
+			return fmt.Errorf("reference: %s is reserved for the server's own route", fixed)
+		}
+	}
+	if c.MaxUsernameLen < 1 {
+		return fmt.Errorf("reference: MaxUsernameLen must be at least 1, got %d", c.MaxUsernameLen)
+	}
+	if c.MaxMessageLen < 1 {
+		return fmt.Errorf("reference: MaxMessageLen must be at least 1, got %d", c.MaxMessageLen)
+	}
+	if c.HistoryLimit < 1 {
+		return fmt.Errorf("reference: HistoryLimit must be at least 1, got %d", c.HistoryLimit)
+	}
+	if need := int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + minBufferOverhead; c.MaxHTTPBufferSize < need {
+		return fmt.Errorf("reference: MaxHTTPBufferSize %d is too small for MaxMessageLen %d and MaxUsernameLen %d (need at least %d)",
+			c.MaxHTTPBufferSize, c.MaxMessageLen, c.MaxUsernameLen, need)
+	}
+	if c.PingInterval <= 0 {
+		return fmt.Errorf("reference: PingInterval must be positive, got %s", c.PingInterval)
+	}
+	if c.PingTimeout <= 0 {
+		return fmt.Errorf("reference: PingTimeout must be positive, got %s", c.PingTimeout)
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("reference: CORS origin %q is not scheme://host[:port] or *", o)
+		}
+	}
+	if len(c.Transports) == 0 {
+		return errors.New("reference: Transports is empty (want polling, websocket or both)")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Transports {
+		if t != TransportPolling && t != TransportWebSocket {
+			return fmt.Errorf("reference: unknown transport %q (want polling or websocket)", t)
+		}
+		if seen[t] {
+			return fmt.Errorf("reference: transport %q listed twice", t)
+		}
+		seen[t] = true
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("reference: Rate must not be negative, got %g", c.Rate)
+	}
+	if c.Rate > 0 && c.RateBurst < 1 {
+		return fmt.Errorf("reference: RateBurst must be at least 1 when Rate is set, got %d", c.RateBurst)
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("reference: MaxConnections must not be negative, got %d", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		return fmt.Errorf("reference: MaxConnectionsPerIP must not be negative, got %d", c.MaxConnectionsPerIP)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("reference: ShutdownTimeout must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.StoreTimeout <= 0 {
+		return fmt.Errorf("reference: StoreTimeout must be positive, got %s", c.StoreTimeout)
+	}
+	return nil
+}
+
+func checkPath(field, p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("reference: %s %q must start with /", field, p)
+	}
+	if strings.ContainsAny(p, "?#* \t") {
+		return fmt.Errorf("reference: %s %q must be a plain path (no query, fragment, wildcard or space)", field, p)
+	}
+	return nil
+}

@@ -1,0 +1,481 @@
+package reference
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatspec/chatspec/reference/store"
+)
+
+// Server is the reference chat server: the chat contract (spec/CONTRACT.md)
+// on a Socket.IO server, plus /healthz and /metrics. Build it with New, run
+// it with Serve (or use Start). A Server serves once: after Serve returns it
+// cannot be started again.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	ownsStore bool
+	gatherer  prometheus.Gatherer
+	m         *metrics
+	io        *socket.Server
+	conns     *connLimiter
+	handler   http.Handler
+	now       func() time.Time
+
+	// chatMu serialises every change of chat state together with the
+	// broadcast that reports it. Without it two writeMessage handlers could
+	// append A then B but broadcast [..A,B] before [..A] (HIST-1), and a
+	// join and a leave could reach sockets in the other order (USER-2).
+	// The library writes a broadcast into each socket's buffer before
+	// Emit returns, so emitting under the lock fixes the order per socket.
+	chatMu sync.Mutex
+
+	// ctx is cancelled at the end of shutdown; the join and append store
+	// calls derive from it, so a slow remote store cannot hold a stopped
+	// server. (Leaves use their own deadline: they must still land.)
+	ctx    context.Context
+	cancel context.CancelFunc
+	// pending counts disconnect handlers still running, so the store is
+	// closed only after they are done.
+	pending inflight
+	// gates maps Engine.IO connection ids to their *connectGate (gate.go).
+	gates sync.Map
+
+	mu       sync.Mutex
+	served   bool
+	draining bool
+	newConns map[net.Conn]struct{} // accepted, no request read yet
+}
+
+// trackConn is the http.Server's ConnState hook: it remembers connections
+// that have not sent a request yet.
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == http.StateNew {
+		if s.newConns == nil {
+			s.newConns = make(map[net.Conn]struct{})
+		}
+		s.newConns[c] = struct{}{}
+		return
+	}
+	delete(s.newConns, c)
+}
+
+func (s *Server) closeNewConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.newConns {
+		c.Close()
+		delete(s.newConns, c)
+	}
+}
+
+// Option configures a Server in New.
+type Option func(*options)
+
+type options struct {
+	store   store.Store
+	logger  *slog.Logger
+	reg     prometheus.Registerer
+	adapter socket.AdapterConstructor
+	now     func() time.Time
+}
+
+// WithStore makes the server keep users and history in s instead of a fresh
+// store.NewMemory(cfg.HistoryLimit). The caller keeps ownership: the server
+// never closes a store it was given. The store's own history cap applies.
+func WithStore(s store.Store) Option { return func(o *options) { o.store = s } }
+
+// WithLogger sends the server's structured logs to l (default: discarded).
+// Connections, joins, leaves and refusals log at debug; refused
+// connections and shutdown at info; store failures and panics at error.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegisterer registers the server's metrics on r instead of a fresh
+// registry. When r is also a prometheus.Gatherer (a *prometheus.Registry
+// is), /metrics serves it; otherwise /metrics answers 404 and the caller
+// exposes r itself. Two servers cannot share one registry: their series
+// would collide.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
+
+// WithAdapter sets the Socket.IO adapter that carries broadcasts between
+// nodes (for example the library's Redis streams adapter). An adapter
+// carries broadcasts only: nodes must also share a store (WithStore).
+func WithAdapter(a socket.AdapterConstructor) Option { return func(o *options) { o.adapter = a } }
+
+// withClock replaces time.Now for the rate limiter (tests).
+func withClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// New validates cfg and builds a Server. Nothing listens until Serve.
+func New(cfg Config, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Transports = slices.Clone(cfg.Transports)
+	cfg.CORSOrigins = slices.Clone(cfg.CORSOrigins)
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.store == nil {
+		s.store = store.NewMemory(cfg.HistoryLimit)
+		s.ownsStore = true
+	}
+	reg := o.reg
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, s.gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		s.gatherer = g
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("reference: registering metrics: %w", err)
+	}
+	s.m = m
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.io = socket.NewServer(nil, s.socketOptions(o.adapter))
+	s.io.Use(s.admit)
+	if err := s.io.On("connection", s.onConnection); err != nil {
+		return nil, fmt.Errorf("reference: registering connection handler: %w", err)
+	}
+	s.handler = s.routes()
+	// The engine exists once routes has called ServeHandler.
+	if err := s.io.Engine().On("connection", s.onEngineConnection); err != nil {
+		return nil, fmt.Errorf("reference: registering engine connection handler: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Server) socketOptions(adapter socket.AdapterConstructor) *socket.ServerOptions {
+	opts := socket.DefaultServerOptions()
+	opts.SetPath(strings.TrimSuffix(s.cfg.Path, "/"))
+	opts.SetServeClient(false)
+	opts.SetPingInterval(s.cfg.PingInterval)
+	opts.SetPingTimeout(s.cfg.PingTimeout)
+	opts.SetMaxHttpBufferSize(s.cfg.MaxHTTPBufferSize)
+	ts := types.NewSet[engine.TransportCtor]()
+	for _, t := range s.cfg.Transports {
+		switch t {
+		case TransportPolling:
+			ts.Add(engine.Polling)
+		case TransportWebSocket:
+			ts.Add(engine.WebSocket)
+		}
+	}
+	opts.SetTransports(ts)
+	opts.SetAllowUpgrades(s.cfg.AllowUpgrades)
+	if len(s.cfg.CORSOrigins) > 0 {
+		allowed := s.cfg.CORSOrigins
+		opts.SetCors(&types.Cors{
+			Origin: func(origin string) bool {
+				return slices.ContainsFunc(allowed, func(a string) bool { return a == "*" || strings.EqualFold(a, origin) })
+			},
+		})
+	}
+	if adapter != nil {
+		opts.SetAdapter(adapter)
+	}
+	return opts
+}
+
+// Handler returns the server's HTTP routes: Socket.IO at cfg.Path, the
+// init route at cfg.InitPath, /healthz and /metrics.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(s.cfg.Path, s.io.ServeHandler(nil))
+	if s.cfg.InitPath != "" {
+		mux.HandleFunc(s.cfg.InitPath, s.serveInit)
+	}
+	mux.HandleFunc(healthPath, s.serveHealth)
+	if s.gatherer != nil {
+		mux.Handle(metricsPath, promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+// serveInit answers the seed client's `await fetch('/api/socket')`
+// (CONN-2). The seed attached Socket.IO lazily here; the reference is
+// attached from the start, so this route only confirms it and never
+// touches chat state, however often it is called.
+func (s *Server) serveInit(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, "Socket is already running\n")
+}
+
+// health is the /healthz body.
+type health struct {
+	Status string `json:"status"`
+	Store  string `json:"store"`
+}
+
+// serveHealth answers 200 {"status":"ok","store":"ok"} while the store
+// answers and the server is not shutting down, else 503 with the reason.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	h, code := health{Status: "ok", Store: "ok"}, http.StatusOK
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	if err := s.pingStore(ctx); err != nil {
+		h, code = health{Status: "unhealthy", Store: err.Error()}, http.StatusServiceUnavailable
+	}
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		h.Status, code = "shutting down", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(h)
+}
+
+// pingStore checks the store: with its Ping method when it has one (a
+// remote store), else with a cheap read.
+func (s *Server) pingStore(ctx context.Context) error {
+	if p, ok := s.store.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	_, err := s.store.Users(ctx)
+	return err
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it
+// disconnects every socket (so users leave the store), stops the HTTP
+// server and closes a store the server created, all within
+// cfg.ShutdownTimeout. It returns nil after a clean shutdown, or the error
+// that stopped it. ln is closed on return.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.served {
+		s.mu.Unlock()
+		ln.Close()
+		return errors.New("reference: Serve called twice; a Server serves once")
+	}
+	s.served = true
+	s.mu.Unlock()
+
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: a polling GET legitimately waits a ping
+		// interval. Idle keep-alive connections are shed.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:   s.trackConn,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "path", s.cfg.Path)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		// The listener failed; still release everything below.
+	}
+	shutdownErr := s.shutdown(hs)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("reference: serving: %w", serveErr)
+	}
+	return shutdownErr
+}
+
+func (s *Server) shutdown(hs *http.Server) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	deadline, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+
+	// Close Socket.IO first: it disconnects every socket, whose handlers
+	// then remove their users from the store. Polling requests in flight
+	// complete, so http.Server.Shutdown below does not wait for them.
+	closed := make(chan struct{})
+	go func() {
+		s.io.Close(nil)
+		close(closed)
+	}()
+	var errs []error
+	select {
+	case <-closed:
+	case <-deadline.Done():
+		errs = append(errs, errors.New("reference: Socket.IO close did not finish before the shutdown timeout"))
+	}
+	// http.Server.Shutdown counts a connection that has sent no request
+	// yet as busy for 5 s (browsers and HTTP clients open such spare
+	// connections); close those while it waits for real requests.
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- hs.Shutdown(deadline) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		s.closeNewConns()
+		select {
+		case err := <-shutdownDone:
+			waiting = false
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reference: http shutdown: %w", err))
+				hs.Close()
+			}
+		case <-tick.C:
+		}
+	}
+	// Prefer "done" when both are ready: the deadline may have passed in
+	// the HTTP shutdown above after the handlers had finished.
+	idle := s.pending.idle()
+	select {
+	case <-idle:
+	default:
+		select {
+		case <-idle:
+		case <-deadline.Done():
+			errs = append(errs, errors.New("reference: disconnect handlers still running at the shutdown timeout"))
+		}
+	}
+	// Stop store calls still in flight only now, so that the disconnects
+	// above could record their leaves.
+	s.cancel()
+	if s.ownsStore {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("reference: closing store: %w", err))
+		}
+	}
+	s.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Running is a Server listening on its own port, as Start returns it.
+type Running struct {
+	srv    *Server
+	url    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Start builds a Server with New, listens on cfg.Addr (port 0 picks a free
+// one) and serves in the background until ctx is done or Stop is called.
+// It is what `chatspec serve`, the suite's `go test` and the loadgen tests
+// use to get a server in one call.
+func Start(ctx context.Context, cfg Config, opts ...Option) (*Running, error) {
+	srv, err := New(cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		srv.cancel()
+		if srv.ownsStore {
+			srv.store.Close()
+		}
+		return nil, fmt.Errorf("reference: listening on %s: %w", cfg.Addr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Running{srv: srv, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = srv.Serve(ctx, ln)
+	}()
+	return r, nil
+}
+
+// URL is the server's base URL, "http://127.0.0.1:PORT".
+func (r *Running) URL() string { return r.url }
+
+// Server returns the running Server.
+func (r *Running) Server() *Server { return r.srv }
+
+// Done is closed when the server has stopped.
+func (r *Running) Done() <-chan struct{} { return r.done }
+
+// Stop shuts the server down and waits until it has stopped or ctx is done.
+// It returns the shutdown's error; calling it again returns the same.
+func (r *Running) Stop(ctx context.Context) error {
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("reference: waiting for shutdown: %w", ctx.Err())
+	}
+}
+
+// Wait blocks until the server has stopped (its context ended) and returns
+// Serve's result.
+func (r *Running) Wait() error {
+	<-r.done
+	return r.err
+}
+
+// inflight counts running goroutines like a sync.WaitGroup, but may gain
+// new members while someone waits for it to drain (a socket can disconnect
+// during shutdown), which WaitGroup forbids.
+type inflight struct {
+	mu      sync.Mutex
+	n       int
+	waiters []chan struct{}
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.n == 0 {
+		for _, w := range f.waiters {
+			close(w)
+		}
+		f.waiters = nil
+	}
+}
+
+// idle returns a channel closed once nothing is running.
+func (f *inflight) idle() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	if f.n == 0 {
+		close(ch)
+	} else {
+		f.waiters = append(f.waiters, ch)
+	}
+	return ch
+}
