@@ -185,8 +185,10 @@ func (o *Options) Init(ctx context.Context, i int) error {
 var ErrUnreachable = errors.New("target unreachable")
 
 // Probe checks that every target answers: the init request when set, then a
-// WebSocket-free Socket.IO connection (long-polling, which CONTRACT.md
-// TRANS-1 requires), closed at once. It says which target failed and why.
+// Socket.IO connection over long-polling (which CONTRACT.md TRANS-1
+// requires) or, failing that, over WebSocket, closed at once. A server that
+// speaks only WebSocket is reachable: it deserves a verdict (a failed
+// TRANS-1), not "unreachable". Probe says which target failed and why.
 func (o *Options) Probe(ctx context.Context) error {
 	for i, base := range o.Targets {
 		if err := o.Init(ctx, i); err != nil {
@@ -196,11 +198,24 @@ func (o *Options) Probe(ctx context.Context) error {
 		dial.Transport = sioclient.Polling
 		c, err := sioclient.Dial(ctx, dial)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrUnreachable, base, err)
+			dial.Transport = sioclient.WebSocket
+			var werr error
+			if c, werr = sioclient.Dial(ctx, dial); werr != nil {
+				return fmt.Errorf("%w: %s: %w%s", ErrUnreachable, base, err, o.hint(err))
+			}
 		}
 		_ = c.Close()
 	}
 	return nil
+}
+
+// hint suggests the flag that most often fixes a failed probe.
+func (o *Options) hint(err error) string {
+	var httpErr *sioclient.HTTPError
+	if errors.As(err, &httpErr) && httpErr.Status == http.StatusNotFound && o.InitPath == "" {
+		return " (a Next.js server that attaches lazily needs --init-path /api/socket first)"
+	}
+	return ""
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatspec/chatspec/reference"
+	"github.com/chatspec/chatspec/reports"
+)
+
+// runVerifyInProcess runs `chatspec verify` in this process. Only paths
+// that stop before the specs run may use it: Ginkgo runs a suite once per
+// process, so full runs go through buildChatspec.
+func runVerifyInProcess(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), append([]string{"verify"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestVerifyUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // a line stderr must contain
+	}{
+		{"unknown profile", []string{"--profile", "gold"}, `--profile "gold": want core, strict or all`},
+		{"bad focus", []string{"--focus", "JOIN-("}, `--focus "JOIN-(": error parsing regexp`},
+		{"negative timeout", []string{"--timeout", "-1s"}, "--timeout -1s: must be positive"},
+		{"bad transport", []string{"--transport", "pigeon"}, `--transport "pigeon": want websocket, polling or upgrade`},
+		{"stray argument", []string{"http://127.0.0.1:3000"}, `unexpected argument "http://127.0.0.1:3000" (targets go in --target URL)`},
+		{"target with a path", []string{"--target", "http://127.0.0.1:3000/socket.io/"}, "give the server's base URL"},
+		{"target without scheme", []string{"--target", "ftp://x"}, "want an http://, https://, ws:// or wss:// URL"},
+		{"auth not JSON", []string{"--auth", "token=abc"}, "want a JSON object"},
+		{"unknown flag", []string{"--colour"}, "flag provided but not defined: -colour"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runVerifyInProcess(t, tc.args...)
+			if code != ExitUsage {
+				t.Errorf("exit code %d, want %d (usage); stderr:\n%s", code, ExitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr does not say %q:\n%s", tc.want, stderr)
+			}
+			if n := strings.Count(stderr, "\n"); n > 2 {
+				t.Errorf("a usage error should take one line (plus a hint), got %d:\n%s", n, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout should be empty on a usage error, got:\n%s", stdout)
+			}
+		})
+	}
+}
+
+func TestVerifyHelpExitsZero(t *testing.T) {
+	code, stdout, _ := runVerifyInProcess(t, "--help")
+	if code != ExitOK {
+		t.Errorf("--help: exit code %d, want 0", code)
+	}
+	for _, want := range []string{"-profile", "-report-dir", "-init-path", "Exit codes"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help does not mention %s:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestVerifyUnreachableTargetExitsBeforeAnyCase(t *testing.T) {
+	addr := closedPort(t)
+	start := time.Now()
+	code, stdout, stderr := runVerifyInProcess(t, "--target", "http://"+addr, "--connect-timeout", "2s")
+	if code != ExitUsage {
+		t.Fatalf("exit code %d, want %d; stdout:\n%s\nstderr:\n%s", code, ExitUsage, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "target unreachable") || !strings.Contains(lines[0], addr) {
+		t.Errorf("want one line naming the unreachable target %s, got:\n%s", addr, stderr)
+	}
+	if strings.Contains(stdout, "JOIN-1") || strings.Contains(stdout, "CONN-1") {
+		t.Errorf("no case may run against an unreachable target, stdout:\n%s", stdout)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the unreachable target took %s to report", d)
+	}
+}
+
+func TestVerifyListPrintsTheProfilesCases(t *testing.T) {
+	code, stdout, stderr := runVerifyInProcess(t, "--list", "--profile", "core")
+	if code != ExitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"CONN-1", "JOIN-1", "HIST-2", "RECON-1"} {
+		if !strings.Contains(stdout, want+" ") {
+			t.Errorf("core listing lacks %s:\n%s", want, stdout)
+		}
+	}
+	for _, notWant := range []string{"TRANS-2", "USER-4", "ROB-1", "SEC-1", "TRANS-4"} {
+		if strings.Contains(stdout, notWant+" ") {
+			t.Errorf("core listing includes %s, which is not core:\n%s", notWant, stdout)
+		}
+	}
+	if strings.Index(stdout, "CONN-1") > strings.Index(stdout, "RECON-1") {
+		t.Errorf("cases are not listed in contract order:\n%s", stdout)
+	}
+}
+
+// buildChatspec builds the binary, for tests that run the specs (once per
+// process, so in a process of their own).
+func buildChatspec(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the chatspec binary")
+	}
+	bin := filepath.Join(t.TempDir(), "chatspec")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("running chatspec: %v", err)
+	}
+	return 0
+}
+
+func TestVerifyEmbeddedReferencePassesCoreAndWritesReports(t *testing.T) {
+	bin := buildChatspec(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "verify", "--profile", "core", "--report-dir", dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := exitCode(t, cmd.Run())
+	if code != ExitOK {
+		t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "verifying the embedded reference server") {
+		t.Errorf("the run does not say it verified the embedded server:\n%s", stdout.String())
+	}
+
+	raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res reports.VerifyReport
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if !res.Passed || len(res.Cases) < 15 {
+		t.Errorf("results.json: passed=%v with %d cases", res.Passed, len(res.Cases))
+	}
+	for _, c := range res.Cases {
+		if c.ID == "" || c.Level != "core" || c.Outcome != reports.OutcomePassed || c.Title == "" {
+			t.Errorf("results.json case %+v: want an ID, level core, outcome passed and a title", c)
+		}
+	}
+
+	raw, err = os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var junit struct {
+		Cases []struct {
+			Name string `xml:"name,attr"`
+		} `xml:"testsuite>testcase"`
+	}
+	if err := xml.Unmarshal(raw, &junit); err != nil {
+		t.Fatalf("junit.xml: %v", err)
+	}
+	if len(junit.Cases) != len(res.Cases) {
+		t.Errorf("junit.xml has %d testcases, results.json %d", len(junit.Cases), len(res.Cases))
+	}
+	for i, c := range junit.Cases {
+		if i < len(res.Cases) && !strings.HasPrefix(c.Name, res.Cases[i].ID+" ") {
+			t.Errorf("junit testcase %q does not start with its case ID %s", c.Name, res.Cases[i].ID)
+		}
+	}
+
+	html, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(html, []byte("JOIN-1")) || bytes.Contains(html, []byte("http://cdn")) || bytes.Contains(html, []byte("<script")) {
+		t.Errorf("report.html should list the cases and load nothing from the network")
+	}
+}
+
+func TestVerifyFailingCaseExitsOneWithDetails(t *testing.T) {
+	bin := buildChatspec(t)
+	ctx := context.Background()
+	cfg := reference.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Rate = 0 // no rate limit: SEC-4 must fail
+	srv, err := reference.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+	cmd := exec.Command(bin, "verify", "--target", srv.URL(), "--profile", "all", "--focus", "SEC-4|MSG-2")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd.Run()); code != ExitFailed {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"--- FAIL SEC-4 (security)",
+		"contract: SEC-4 (security, SHOULD): a socket flooding `writeMessage` is rate-limited",
+		"expected: some of 200 writeMessage sent back to back are refused",
+		"seen: all 200 were accepted",
+		"events received",
+		"FAIL: profile all",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexpMatch(`MSG-2\s+core\s+PASSED`, out) {
+		t.Errorf("MSG-2 should pass in the same run:\n%s", out)
+	}
+}
+
+func TestVerifyTargetDyingMidRunFailsFast(t *testing.T) {
+	bin := buildChatspec(t)
+	ctx := context.Background()
+	cfg := reference.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.PingInterval, cfg.PingTimeout = 300*time.Millisecond, 300*time.Millisecond
+	srv, err := reference.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+	cmd := exec.Command(bin, "verify", "--target", srv.URL(), "--profile", "all")
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(pipe)
+	cases := 0
+	stopped := time.Time{}
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if strings.HasPrefix(line, "ok ") {
+			cases++
+			if cases == 3 && stopped.IsZero() {
+				if err := srv.Stop(ctx); err != nil {
+					t.Errorf("stopping the server: %v", err)
+				}
+				stopped = time.Now()
+			}
+		}
+	}
+	code := exitCode(t, cmd.Wait())
+	if code != ExitInterrupted {
+		t.Errorf("exit code %d, want %d (the target died mid-run)", code, ExitInterrupted)
+	}
+	if !strings.Contains(out.String(), "target unreachable since") {
+		t.Errorf("the output does not say the target went down:\n%s", out.String())
+	}
+	// Every remaining case fails at once instead of waiting out its
+	// timeouts one by one (35 cases x 3 s).
+	if d := time.Since(stopped); d > 15*time.Second {
+		t.Errorf("after the target died the run took another %s", d)
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func regexpMatch(pattern, s string) bool {
+	return regexp.MustCompile(pattern).MatchString(s)
+}
+
+// A server without long-polling is reachable: it must get its verdict
+// (TRANS-1 fails) rather than "unreachable".
+func TestVerifyWebSocketOnlyServerIsVerifiedNotUnreachable(t *testing.T) {
+	bin := buildChatspec(t)
+	ctx := context.Background()
+	cfg := reference.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Transports = []string{reference.TransportWebSocket}
+	srv, err := reference.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+	cmd := exec.Command(bin, "verify", "--target", srv.URL(), "--focus", "TRANS-1|TRANS-2")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd.Run()); code != ExitFailed {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, stdout.String(), stderr.String())
+	}
+	if !regexpMatch(`TRANS-1\s+core\s+FAILED`, stdout.String()) {
+		t.Errorf("TRANS-1 should fail against a WebSocket-only server:\n%s", stdout.String())
+	}
+}
