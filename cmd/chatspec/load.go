@@ -1,0 +1,444 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatspec/chatspec/loadgen"
+	"github.com/chatspec/chatspec/loadgen/threshold"
+	"github.com/chatspec/chatspec/reference"
+	"github.com/chatspec/chatspec/reports"
+	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/target"
+)
+
+func init() {
+	register("load", "simulate many users and measure fan-out latency and delivery", runLoad)
+}
+
+const loadUsage = `Usage: chatspec load [flags]
+
+Simulates chat users: they arrive on a plan, connect, emit 'connecting',
+send 'writeMessage' every --message-interval for --duration, and leave.
+Every receiver measures how long each message took to reach it (from the
+message's intended send time) and the run counts, per message, who should
+have seen it and who did: delivered, lost, duplicated, reordered.
+
+Without --target, chatspec starts its reference server in-process with
+--history-limit (the server then shares this process's CPU: for a real
+measurement run the server elsewhere).
+
+Thresholds (repeatable) decide the exit code:
+  --threshold 'fanout.p99<250ms' --threshold 'delivery.lost==0'
+  grammar: METRIC OP VALUE, OP one of < <= > >= == !=; latencies take
+  250ms / 1.5s (bare numbers are ms), ratios 0.001 or 0.1%, counts whole
+  numbers, generator.saturated true/false. Metrics:
+  {{METRICS}}
+
+Examples:
+  chatspec load --users 200 --ramp 20s --duration 1m --message-interval 5s
+  chatspec load --target http://127.0.0.1:3000 --users 1000 --ramp 30s --duration 2m \
+      --threshold 'fanout.p99<250ms' --threshold 'delivery.loss_ratio<0.001' --report-dir out/
+  chatspec load --target http://node1:3000 --target http://node2:3000 --stages 30s:500,2m:500,30s:0
+  chatspec load --transport-mix websocket=0.7,polling=0.2,upgrade=0.1 --churn 0.1
+
+Exit codes: 0 every threshold held; 1 a threshold was crossed; 2 usage error
+or target unreachable (nothing ran); 3 the run ended early (Ctrl-C, or the
+target died): the report holds what was measured; 4 chatspec itself failed.
+
+Flags:
+`
+
+// loadFlags is the parsed command line of `chatspec load`.
+type loadFlags struct {
+	target       target.Options
+	users        int
+	ramp         time.Duration
+	duration     time.Duration
+	stages       string
+	interval     time.Duration
+	pacing       string
+	jitter       time.Duration
+	messageSize  int
+	window       time.Duration
+	joinTimeout  time.Duration
+	churn        float64
+	churnPause   time.Duration
+	transport    string
+	transportMix string
+	thresholds   threshold.List
+	reportDir    string
+	seed         uint64
+	runID        string
+	progress     string
+	stopTimeout  time.Duration
+	historyLimit int
+
+	plan  loadgen.Plan
+	pacer loadgen.Pacer
+	mix   []loadgen.TransportShare
+}
+
+func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
+	l := &loadFlags{}
+	fs := flag.NewFlagSet("chatspec load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, strings.Replace(loadUsage, "{{METRICS}}", wrapList(threshold.MetricNames(), 72, "  "), 1))
+		fs.PrintDefaults()
+	}
+	l.target.RegisterFlags(fs)
+	fs.IntVar(&l.users, "users", 50, "number of simulated users (arrivals)")
+	fs.DurationVar(&l.ramp, "ramp", 5*time.Second, "users arrive evenly over this time (open model: on schedule, whatever the server does)")
+	fs.DurationVar(&l.duration, "duration", 30*time.Second, "how long each user sends messages after joining")
+	fs.StringVar(&l.stages, "stages", "", "staged plan instead of --users/--ramp/--duration: 'DUR:USERS,...', e.g. 30s:100,1m:100,30s:0")
+	fs.DurationVar(&l.interval, "message-interval", 2*time.Second, "mean time between one user's messages")
+	fs.StringVar(&l.pacing, "pacing", "poisson", "message spacing: poisson (exponential gaps) or constant (with --jitter)")
+	fs.DurationVar(&l.jitter, "jitter", 0, "with --pacing constant: move each gap by up to ± this much at random")
+	fs.IntVar(&l.messageSize, "message-size", 0, "pad message texts to this many bytes (0: the stamp only, ~45 bytes)")
+	fs.DurationVar(&l.window, "delivery-window", 5*time.Second, "time a message has to reach every user; users stay this long after their last send")
+	fs.DurationVar(&l.joinTimeout, "join-timeout", 10*time.Second, "time allowed between 'connecting' and 'connected'")
+	fs.Float64Var(&l.churn, "churn", 0, "fraction of users that drop abruptly once and reconnect (0 to 1)")
+	fs.DurationVar(&l.churnPause, "churn-pause", time.Second, "how long a dropped user waits before reconnecting")
+	fs.StringVar(&l.transport, "transport", string(sioclient.WebSocket), "transport of every user: websocket, polling or upgrade")
+	fs.StringVar(&l.transportMix, "transport-mix", "", "weighted transport mix instead of --transport, e.g. websocket=0.8,polling=0.1,upgrade=0.1")
+	fs.Var(&l.thresholds, "threshold", "pass/fail expression, e.g. 'fanout.p99<250ms' (repeatable)")
+	fs.StringVar(&l.reportDir, "report-dir", "", "write summary.json, junit.xml and report.html to this directory")
+	fs.Uint64Var(&l.seed, "seed", 0, "random seed for transports, churn and pacing (0: random)")
+	fs.StringVar(&l.runID, "run-id", "", "tag for this run's message texts, 1-16 of [a-z0-9] (default: random)")
+	fs.StringVar(&l.progress, "progress", "auto", "live progress bars on stderr: auto (when stderr is a terminal), on or off")
+	fs.DurationVar(&l.stopTimeout, "stop-timeout", 5*time.Second, "after the run (or Ctrl-C), time given to connections to close before they are aborted")
+	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (targets go in --target URL)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if l.stages != "" {
+		if set["users"] || set["ramp"] || set["duration"] {
+			return nil, errors.New("--stages replaces --users, --ramp and --duration: give one or the other")
+		}
+		st, err := loadgen.ParseStages(l.stages)
+		if err != nil {
+			return nil, fmt.Errorf("--stages: %w", err)
+		}
+		l.plan.Stages = st
+	} else {
+		l.plan.Users, l.plan.Ramp, l.plan.Duration = l.users, l.ramp, l.duration
+	}
+	if l.window <= 0 {
+		return nil, fmt.Errorf("--delivery-window %v: must be positive", l.window)
+	}
+	l.plan.Linger = l.window
+	if _, err := l.plan.Arrivals(); err != nil {
+		return nil, err
+	}
+	if l.interval <= 0 {
+		return nil, fmt.Errorf("--message-interval %v: must be positive", l.interval)
+	}
+	switch l.pacing {
+	case "poisson":
+		if set["jitter"] {
+			return nil, errors.New("--jitter applies to --pacing constant only")
+		}
+		l.pacer = loadgen.PoissonPacer{Mean: l.interval}
+	case "constant":
+		if l.jitter < 0 || l.jitter >= l.interval {
+			return nil, fmt.Errorf("--jitter %v: want 0 <= jitter < --message-interval", l.jitter)
+		}
+		l.pacer = loadgen.ConstantPacer{Interval: l.interval, Jitter: l.jitter}
+	default:
+		return nil, fmt.Errorf("--pacing %q: want poisson or constant", l.pacing)
+	}
+	if l.messageSize < 0 || l.messageSize > 1<<20 {
+		return nil, fmt.Errorf("--message-size %d: want 0 to 1048576", l.messageSize)
+	}
+	if l.joinTimeout <= 0 || l.stopTimeout <= 0 || l.churnPause <= 0 {
+		return nil, errors.New("--join-timeout, --stop-timeout and --churn-pause must be positive")
+	}
+	if l.churn < 0 || l.churn > 1 {
+		return nil, fmt.Errorf("--churn %v: want a fraction from 0 to 1", l.churn)
+	}
+	if l.transportMix != "" {
+		if set["transport"] {
+			return nil, errors.New("--transport-mix replaces --transport: give one or the other")
+		}
+		mix, err := parseTransportMix(l.transportMix)
+		if err != nil {
+			return nil, err
+		}
+		l.mix = mix
+	} else {
+		switch t := sioclient.Transport(l.transport); t {
+		case sioclient.WebSocket, sioclient.Polling, sioclient.Upgrade:
+			l.mix = []loadgen.TransportShare{{Transport: t, Weight: 1}}
+		default:
+			return nil, fmt.Errorf("--transport %q: want websocket, polling or upgrade", l.transport)
+		}
+	}
+	if l.runID == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		l.runID = hex.EncodeToString(b[:])
+	} else if !loadgen.ValidRunID(l.runID) {
+		return nil, fmt.Errorf("--run-id %q: want 1-16 characters of [a-z0-9]", l.runID)
+	}
+	if l.seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		for _, x := range b {
+			l.seed = l.seed<<8 | uint64(x)
+		}
+	}
+	switch l.progress {
+	case "auto", "on", "off":
+	default:
+		return nil, fmt.Errorf("--progress %q: want auto, on or off", l.progress)
+	}
+	if l.historyLimit <= 0 {
+		return nil, fmt.Errorf("--history-limit %d: must be positive", l.historyLimit)
+	}
+	if err := l.target.Validate(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// parseTransportMix parses "websocket=0.8,polling=0.2".
+func parseTransportMix(s string) ([]loadgen.TransportShare, error) {
+	var mix []loadgen.TransportShare
+	total := 0.0
+	for _, part := range strings.Split(s, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		weight, err := strconv.ParseFloat(w, 64)
+		t := sioclient.Transport(name)
+		switch {
+		case !ok || err != nil || weight < 0:
+			return nil, fmt.Errorf("--transport-mix %q: want NAME=WEIGHT pairs, e.g. websocket=0.8,polling=0.2", s)
+		case t != sioclient.WebSocket && t != sioclient.Polling && t != sioclient.Upgrade:
+			return nil, fmt.Errorf("--transport-mix %q: unknown transport %q (want websocket, polling or upgrade)", s, name)
+		}
+		mix = append(mix, loadgen.TransportShare{Transport: t, Weight: weight})
+		total += weight
+	}
+	if total <= 0 {
+		return nil, fmt.Errorf("--transport-mix %q: the weights add up to 0", s)
+	}
+	return mix, nil
+}
+
+func wrapList(items []string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	for i, it := range items {
+		if i > 0 {
+			if line+len(it)+2 > width {
+				b.WriteString(",\n" + indent)
+				line = 0
+			} else {
+				b.WriteString(", ")
+				line += 2
+			}
+		}
+		b.WriteString(it)
+		line += len(it)
+	}
+	return b.String()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	l, err := parseLoadFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "chatspec load: %v\n(run 'chatspec load --help' for the flags)\n", err)
+		return ExitUsage
+	}
+	arrivals, err := l.plan.Arrivals()
+	if err != nil { // checked in parseLoadFlags; kept for safety
+		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+		return ExitUsage
+	}
+	if l.reportDir != "" {
+		if err := os.MkdirAll(l.reportDir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "chatspec load: --report-dir: %v\n", err)
+			return ExitError
+		}
+	}
+	embedded := len(l.target.Targets) == 0
+	if embedded {
+		srv, initPath, err := startLoadEmbedded(ctx, l.historyLimit)
+		if err != nil {
+			fmt.Fprintf(stderr, "chatspec load: starting the embedded reference server: %v\n", err)
+			return ExitError
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.Stop(stopCtx)
+		}()
+		l.target.Targets = []string{srv.URL()}
+		if l.target.InitPath == "" {
+			l.target.InitPath = initPath
+		}
+		fmt.Fprintf(stdout, "no --target given: loading the embedded reference server at %s (history limit %d; it shares this process's CPU)\n", srv.URL(), l.historyLimit)
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, l.target.ConnectTimeout+time.Second)
+	err = l.target.Probe(probeCtx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "chatspec load: interrupted before the run started")
+			return ExitInterrupted
+		}
+		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+		return ExitUsage
+	}
+
+	var initFn func(context.Context, int) error
+	if l.target.InitPath != "" {
+		initFn = l.target.Init
+	}
+	eng, err := loadgen.New(loadgen.Config{
+		RunID:       l.runID,
+		Arrivals:    arrivals,
+		Pacer:       l.pacer,
+		MessageSize: l.messageSize,
+		Window:      l.window,
+		JoinTimeout: l.joinTimeout,
+		Churn:       l.churn,
+		ChurnPause:  l.churnPause,
+		Transports:  l.mix,
+		Seed:        l.seed,
+		Dial:        l.target.DialOptions,
+		Init:        initFn,
+		StopTimeout: l.stopTimeout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+		return ExitUsage
+	}
+	var length time.Duration
+	for _, a := range arrivals {
+		length = max(length, a.Leave)
+	}
+	metrics := loadgen.NewMetrics(loadgen.MetricsConfig{Users: len(arrivals), Window: l.window, Interval: max(time.Second, (length / 600).Round(time.Second))})
+	fmt.Fprintf(stdout, "chatspec load: run %s, %d users against %s, about %v; messages %s\n",
+		l.runID, len(arrivals), strings.Join(l.target.Targets, ", "), length.Round(time.Second), l.pacer)
+	var progress *reports.LoadProgress
+	if l.progress == "on" || l.progress == "auto" && isTerminal(stderr) {
+		progress = reports.StartLoadProgress(stderr, len(arrivals), length, metrics.Live)
+	}
+	summary := eng.Execute(ctx, metrics, embedded)
+	if progress != nil {
+		progress.Stop()
+	}
+	summary.Config = loadConfigSummary(l, embedded, len(arrivals))
+	summary.ApplyThresholds(l.thresholds)
+
+	fmt.Fprintln(stdout)
+	if err := reports.WriteLoadConsole(stdout, summary); err != nil {
+		fmt.Fprintf(stderr, "chatspec load: writing the summary: %v\n", err)
+		return ExitError
+	}
+	if l.reportDir != "" {
+		if err := writeLoadReports(l.reportDir, summary); err != nil {
+			fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+			return ExitError
+		}
+		fmt.Fprintf(stdout, "reports written to %s (summary.json, junit.xml, report.html)\n", l.reportDir)
+	}
+	switch {
+	case summary.Ended != loadgen.EndedCompleted:
+		fmt.Fprintf(stderr, "chatspec load: the run ended early (%s): %s\n", summary.Ended, summary.EndedDetail)
+		return ExitInterrupted
+	case !summary.Passed():
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func loadConfigSummary(l *loadFlags, embedded bool, users int) loadgen.ConfigSummary {
+	c := loadgen.ConfigSummary{
+		Targets:               l.target.Targets,
+		Embedded:              embedded,
+		Users:                 users,
+		MessageInterval:       l.interval.String(),
+		Pacing:                l.pacer.String(),
+		MessageSize:           l.messageSize,
+		DeliveryWindowSeconds: l.window.Seconds(),
+		Churn:                 l.churn,
+		Transports:            map[string]float64{},
+	}
+	if len(l.plan.Stages) > 0 {
+		c.Stages = loadgen.FormatStages(l.plan.Stages)
+	} else {
+		c.Ramp, c.Duration = l.ramp.String(), l.duration.String()
+	}
+	for _, t := range l.mix {
+		c.Transports[string(t.Transport)] += t.Weight
+	}
+	return c
+}
+
+// startLoadEmbedded starts the reference server for a load run on a free
+// loopback port with a small history cap (every messageWritten carries the
+// whole history, so the cap bounds each broadcast) and no per-socket rate
+// limit (the plan, not the server, sets the message rate).
+func startLoadEmbedded(ctx context.Context, historyLimit int) (*reference.Running, string, error) {
+	cfg := reference.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.HistoryLimit = historyLimit
+	cfg.Rate = 0
+	srv, err := reference.Start(ctx, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return srv, cfg.InitPath, nil
+}
+
+func writeLoadReports(dir string, s *loadgen.Summary) error {
+	for _, out := range []struct {
+		name  string
+		write func(io.Writer, *loadgen.Summary) error
+	}{
+		{"summary.json", reports.WriteLoadJSON},
+		{"junit.xml", reports.WriteLoadJUnit},
+		{"report.html", reports.WriteLoadHTML},
+	} {
+		path := filepath.Join(dir, out.name)
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		werr := out.write(f, s)
+		cerr := f.Close()
+		if err := errors.Join(werr, cerr); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	return nil
+}

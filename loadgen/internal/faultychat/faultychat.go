@@ -1,0 +1,234 @@
+// Package faultychat is a deliberately faulty chat server for the load
+// generator's tests: the chat contract of spec/CONTRACT.md, minus what
+// Faults takes away. It shows that the generator's figures and thresholds
+// catch a server that loses or delays messages. Test use only.
+package faultychat
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Faults selects what the server gets wrong.
+type Faults struct {
+	// DropEvery, when > 0, silently discards every DropEvery-th
+	// writeMessage (counted over the whole server): not stored, not
+	// broadcast.
+	DropEvery int
+	// Delay holds every messageWritten broadcast back this long.
+	Delay time.Duration
+	// DuplicateEvery, when > 0, stores every DuplicateEvery-th message
+	// twice (a double-registered handler).
+	DuplicateEvery int
+	// HistoryLimit caps history (default 50).
+	HistoryLimit int
+	// QuietPresence leaves out what makes the contract's presence
+	// quadratic: no `joined` or `disconnected` broadcasts, and `connected`
+	// lists only the joining user. Every join otherwise sends the whole
+	// user list to every socket, O(users²) bytes per join wave. For
+	// measuring the generator at 10,000 users, not for conformance.
+	QuietPresence bool
+	// PingInterval and PingTimeout are the Engine.IO heartbeat; default
+	// 2s each, so tests notice dead clients quickly.
+	PingInterval, PingTimeout time.Duration
+}
+
+type message struct {
+	Username string `json:"username"`
+	Message  string `json:"message"`
+}
+
+type user struct {
+	Username string `json:"username"`
+}
+
+// Server is a running faulty chat server on 127.0.0.1.
+type Server struct {
+	f    Faults
+	io   *socket.Server
+	http *http.Server
+	url  string
+
+	mu      sync.Mutex
+	users   []user
+	history []message
+	writes  int
+	joins   int
+	queue   chan delayed
+	done    chan struct{}
+}
+
+type delayed struct {
+	due  time.Time
+	list []message
+}
+
+// Start listens on a free loopback port and serves until Close.
+func Start(f Faults) (*Server, error) {
+	if f.HistoryLimit <= 0 {
+		f.HistoryLimit = 50
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	opts := socket.DefaultServerOptions()
+	opts.SetServeClient(false)
+	if f.PingInterval <= 0 {
+		f.PingInterval = 2 * time.Second
+	}
+	if f.PingTimeout <= 0 {
+		f.PingTimeout = 2 * time.Second
+	}
+	opts.SetPingInterval(f.PingInterval)
+	opts.SetPingTimeout(f.PingTimeout)
+	s := &Server{f: f, url: "http://" + ln.Addr().String(), queue: make(chan delayed, 1<<16), done: make(chan struct{})}
+	s.io = socket.NewServer(nil, opts)
+	if err := s.io.On("connection", s.onConnection); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", s.io.ServeHandler(nil))
+	s.http = &http.Server{Handler: mux}
+	go s.http.Serve(ln)
+	go s.broadcaster()
+	return s, nil
+}
+
+// Joins counts the `connecting` events the server has handled.
+func (s *Server) Joins() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joins
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return s.url }
+
+// Close stops the server and drops every connection.
+func (s *Server) Close() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	close(s.done)
+	s.io.Close(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.http.Close()
+	}
+	return err
+}
+
+// broadcaster emits delayed broadcasts in order.
+func (s *Server) broadcaster() {
+	for {
+		select {
+		case d := <-s.queue:
+			select {
+			case <-time.After(time.Until(d.due)):
+			case <-s.done:
+				return
+			}
+			s.mu.Lock()
+			s.io.Emit("messageWritten", map[string]any{"messagesList": d.list})
+			s.mu.Unlock()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func field(args []any, name string) (string, bool) {
+	if len(args) == 0 {
+		return "", false
+	}
+	m, ok := args[0].(map[string]any)
+	if !ok {
+		return "", false
+	}
+	v, ok := m[name].(string)
+	return v, ok
+}
+
+func (s *Server) onConnection(args ...any) {
+	sock, ok := args[0].(*socket.Socket)
+	if !ok {
+		return
+	}
+	var name string
+	var once sync.Once
+	sock.On("connecting", func(args ...any) {
+		u, ok := field(args, "username")
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		name = u
+		s.joins++
+		if s.f.QuietPresence {
+			sock.Emit("connected", map[string]any{"connectedUserList": []user{{u}}, "messagesList": append([]message{}, s.history...)})
+			return
+		}
+		s.users = append(s.users, user{u})
+		sock.Emit("connected", map[string]any{"connectedUserList": append([]user{}, s.users...), "messagesList": append([]message{}, s.history...)})
+		sock.Broadcast().Emit("joined", map[string]any{"connectedUserList": append([]user{}, s.users...)})
+	})
+	sock.On("writeMessage", func(args ...any) {
+		text, ok := field(args, "message")
+		if !ok {
+			return
+		}
+		u, _ := field(args, "username")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.writes++
+		if s.f.DropEvery > 0 && s.writes%s.f.DropEvery == 0 {
+			return
+		}
+		s.history = append(s.history, message{u, text})
+		if s.f.DuplicateEvery > 0 && s.writes%s.f.DuplicateEvery == 0 {
+			s.history = append(s.history, message{u, text})
+		}
+		if n := len(s.history) - s.f.HistoryLimit; n > 0 {
+			s.history = append([]message{}, s.history[n:]...)
+		}
+		list := append([]message{}, s.history...)
+		if s.f.Delay > 0 {
+			s.queue <- delayed{time.Now().Add(s.f.Delay), list}
+			return
+		}
+		s.io.Emit("messageWritten", map[string]any{"messagesList": list})
+	})
+	sock.On("disconnect", func(...any) {
+		if s.f.QuietPresence {
+			return
+		}
+		once.Do(func() {
+			// Off the library's goroutine: a disconnect can fire inside a
+			// write made under s.mu.
+			go func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				for i, x := range s.users {
+					if x.Username == name {
+						s.users = append(s.users[:i], s.users[i+1:]...)
+						break
+					}
+				}
+				sock.Broadcast().Emit("disconnected", map[string]any{"connectedUserList": append([]user{}, s.users...)})
+			}()
+		})
+	})
+}

@@ -1,0 +1,24 @@
+//go:build unix
+
+package loadgen
+
+import (
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// processUsage returns this process's CPU time (user + system) and its
+// peak resident set size in bytes.
+func processUsage() (time.Duration, int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	rss := int64(ru.Maxrss) // KiB on Linux, bytes on Darwin
+	if runtime.GOOS != "darwin" {
+		rss *= 1024
+	}
+	return cpu, rss
+}
