@@ -17,6 +17,9 @@
 // or, for tests and the CLI, reference.Start(ctx, cfg) listening on cfg.Addr.
 //
 // State lives in a store.Store (memory by default; WithStore for a shared
-// one) and broadcasts cross nodes through a Socket.IO adapter (WithAdapter).
-// With the default memory store you can only run a single node.
+// one). With the default memory store you can only run a single node. A
+// cluster (chatspec serve --redis) shares a redisstore and takes the chat
+// events from the store's totally ordered change feed (WithChangeFeed,
+// ApplyChange; see cluster.go for why a Socket.IO adapter alone cannot keep
+// HIST-1 across nodes).
 package reference

@@ -8,10 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatspec/chatspec/reference"
+	"github.com/chatspec/chatspec/reference/store/redisstore"
+	"github.com/chatspec/chatspec/reference/store/redisstore/sioadapter"
 )
 
 func init() { register("serve", "run the reference chat server", runServe) }
@@ -31,6 +37,18 @@ Examples:
   chatspec serve --transports polling --rate 0 --history-limit 1000
   chatspec serve --ping-interval 5s --ping-timeout 5s --log-format json
 
+A cluster: every node gets the same --redis and --redis-prefix and its own
+--addr (and --node-id, if given). Users, per-username socket counts and the
+capped history live in Redis; every change is also written to one ordered
+Redis stream that each node reads and relays to its own sockets, so every
+client sees the same sequence of lists. The zishang520 Redis adapter
+(--redis-adapter) is installed for Socket.IO's own cross-node features. A
+node that dies without cleaning up has its users removed by the survivors
+within 1.5 x --node-ttl. A load balancer in front needs sticky sessions for
+long-polling, or clients on WebSocket only (reference/README-cluster.md).
+  chatspec serve --addr 127.0.0.1:3001 --redis redis://127.0.0.1:6379/0
+  chatspec serve --addr 127.0.0.1:3002 --redis redis://127.0.0.1:6379/0
+
 Flags:
 `
 
@@ -41,6 +59,8 @@ type serveFlags struct {
 	logLevel   string
 	logFormat  string
 	redisURL   string
+	redisOpts  redisstore.Options
+	adapter    string
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -66,10 +86,19 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.cfg.RateBurst, "rate-burst", d.RateBurst, "writeMessage burst allowed per socket")
 	fs.IntVar(&f.cfg.MaxConnections, "max-conns", d.MaxConnections, "most concurrent sockets (0: no limit)")
 	fs.IntVar(&f.cfg.MaxConnectionsPerIP, "max-conns-per-ip", d.MaxConnectionsPerIP, "most concurrent sockets per client IP (0: no limit)")
+	fs.Int64Var(&f.cfg.SlowReaderLimit, "slow-reader-limit", d.SlowReaderLimit, "close a connection holding more than this many unwritten `bytes` (0: no limit)")
+	fs.DurationVar(&f.cfg.SlowReaderTimeout, "slow-reader-timeout", d.SlowReaderTimeout, "close a connection whose write has not finished after this `long` (0: no limit)")
 	fs.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a graceful stop may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format` on stderr: text or json")
-	fs.StringVar(&f.redisURL, "redis", "", "share users and history through Redis at `URL` (redis://host:6379/0)")
+	fs.StringVar(&f.redisURL, "redis", "", "share users and history through Redis at `URL` (redis://host:6379/0); default: in memory, one node")
+	fs.StringVar(&f.redisOpts.Prefix, "redis-prefix", redisstore.DefaultPrefix, "with --redis: `prefix` of every key and channel; nodes of one chat share it")
+	fs.StringVar(&f.redisOpts.NodeID, "node-id", defaultNodeID(), "with --redis: this node's `ID`, unique among live nodes")
+	fs.DurationVar(&f.redisOpts.NodeTTL, "node-ttl", redisstore.DefaultNodeTTL, "with --redis: liveness `TTL`; a dead node's users are removed within about 1.5x this")
+	// Streams by default, not sioadapter.DefaultKind: with the sharded
+	// adapter installed, the suite's RECON-2 measured an unrelated socket
+	// dropped by "ping timeout" in about 1 run of 10 (see README-cluster.md).
+	fs.StringVar(&f.adapter, "redis-adapter", string(sioadapter.Streams), "with --redis: Socket.IO adapter, `sharded` (Redis 7+), streams, or none (chat events cross nodes on the store's change feed either way)")
 	return fs, f
 }
 
@@ -100,6 +129,21 @@ func (f *serveFlags) finish(stderr io.Writer) (*slog.Logger, error) {
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return nil, fmt.Errorf("--redis %q: want redis://host:port[/db] or rediss://...", f.redisURL)
 		}
+		if _, err := redis.ParseURL(f.redisURL); err != nil {
+			return nil, fmt.Errorf("--redis %q: %v", f.redisURL, err)
+		}
+	}
+	if k := sioadapter.Kind(f.adapter); k != sioadapter.Sharded && k != sioadapter.Streams && k != adapterNone {
+		return nil, fmt.Errorf("--redis-adapter %q: want %s, %s or %s", f.adapter, sioadapter.Sharded, sioadapter.Streams, adapterNone)
+	}
+	if f.redisOpts.NodeTTL < 30*time.Millisecond {
+		return nil, fmt.Errorf("--node-ttl %v: want at least 30ms", f.redisOpts.NodeTTL)
+	}
+	if f.redisOpts.Prefix == "" {
+		return nil, errors.New("--redis-prefix is empty; nodes of one chat need a shared, non-empty prefix")
+	}
+	if f.redisOpts.NodeID == "" {
+		return nil, errors.New("--node-id is empty")
 	}
 	if err := f.cfg.Validate(); err != nil {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "reference: "))
@@ -128,15 +172,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "chatspec serve: %v\n", err)
 		return ExitUsage
 	}
+	opts := []reference.Option{reference.WithLogger(logger)}
+	var cl *cluster
 	if f.redisURL != "" {
-		fmt.Fprintln(stderr, "chatspec serve: redis support: not yet wired")
-		return ExitUsage
+		if cl, err = startCluster(ctx, f, logger); err != nil {
+			fmt.Fprintf(stderr, "chatspec serve: %v\n", err)
+			return ExitError
+		}
+		opts = append(opts, cl.options()...)
 	}
 
-	running, err := reference.Start(ctx, f.cfg, reference.WithLogger(logger))
+	running, err := reference.Start(ctx, f.cfg, opts...)
 	if err != nil {
+		if cl != nil {
+			cl.close(nil)
+		}
 		fmt.Fprintf(stderr, "chatspec serve: %v\n", strings.TrimPrefix(err.Error(), "reference: "))
 		return ExitError
+	}
+	if cl != nil {
+		cl.relay.set(running.Server())
+		logger.Info("cluster node ready", "node", f.redisOpts.NodeID, "redis", redactURL(f.redisURL),
+			"prefix", f.redisOpts.Prefix, "adapter", f.adapter, "node_ttl", f.redisOpts.NodeTTL.String())
 	}
 	fmt.Fprintf(stdout, "chatspec serve: listening on %s\n", running.URL())
 
@@ -148,8 +205,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// Allow the configured timeout plus a margin for the store to close.
 	stopCtx, cancel := context.WithTimeout(context.Background(), f.cfg.ShutdownTimeout+time.Second)
 	defer cancel()
-	if err := running.Stop(stopCtx); err != nil {
-		fmt.Fprintf(stderr, "chatspec serve: %v\n", err)
+	stop := func() error { return running.Stop(stopCtx) }
+	var stopErr error
+	if cl != nil {
+		stopErr = cl.close(stop)
+	} else {
+		stopErr = stop()
+	}
+	if stopErr != nil {
+		fmt.Fprintf(stderr, "chatspec serve: %v\n", stopErr)
 		return ExitError
 	}
 	if ctx.Err() == nil {
@@ -157,4 +221,139 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return ExitError
 	}
 	return ExitOK
+}
+
+// adapterNone is the --redis-adapter value that installs no Socket.IO
+// adapter: chat events need none (they cross nodes on the change feed);
+// only Socket.IO features such as cross-node fetchSockets would.
+const adapterNone = "none"
+
+// cluster is a node's share of a Redis cluster: the store holding the chat
+// state and the adapter carrying broadcasts.
+type cluster struct {
+	st    *redisstore.Store
+	ad    *sioadapter.Adapter
+	relay *listRelay
+}
+
+// startCluster connects the store and the adapter. go-redis's own log lines
+// (every failed dial while Redis is down) go to logger at debug level: the
+// store already reports an outage and the recovery once, at warn and info.
+func startCluster(ctx context.Context, f *serveFlags, logger *slog.Logger) (*cluster, error) {
+	redis.SetLogger(goRedisLogger{logger.With("component", "go-redis")})
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	relay := &listRelay{}
+	o := f.redisOpts
+	o.URL = f.redisURL
+	o.HistoryLimit = f.cfg.HistoryLimit
+	o.Logger = logger
+	// The change feed carries every change, reaped and restored users
+	// included, in Redis's order; OnReaped and OnRestored stay unset.
+	o.OnChange = relay.change
+	st, err := redisstore.New(cctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if f.adapter == adapterNone {
+		return &cluster{st: st, relay: relay}, nil
+	}
+	ad, err := sioadapter.New(cctx, sioadapter.Options{
+		URL:           f.redisURL,
+		Kind:          sioadapter.Kind(f.adapter),
+		ChannelPrefix: strings.TrimSuffix(f.redisOpts.Prefix, ":") + "-sio",
+		Logger:        logger,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return &cluster{st: st, ad: ad, relay: relay}, nil
+}
+
+func (c *cluster) options() []reference.Option {
+	opts := []reference.Option{reference.WithStore(c.st), reference.WithChangeFeed()}
+	if c.ad != nil {
+		opts = append(opts, reference.WithAdapter(c.ad.Builder()))
+	}
+	return opts
+}
+
+// close shuts the node down in the only order that loses no announcement:
+// the store first (it removes this node's users in one step and the relay
+// broadcasts the new list while the adapter still carries it), then the
+// server (stop; its disconnect handlers find the store closed and have
+// nothing left to do), then the adapter.
+func (c *cluster) close(stop func() error) error {
+	errs := []error{c.st.Close()}
+	if stop != nil {
+		errs = append(errs, stop())
+	}
+	if c.ad != nil {
+		errs = append(errs, c.ad.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// listRelay forwards the store's change feed to the server, which exists
+// only after the store (the store is one of its options). Changes fed
+// before that are held and delivered, in order, once the server is set.
+type listRelay struct {
+	mu    sync.Mutex
+	srv   *reference.Server
+	early []func(*reference.Server)
+}
+
+func (r *listRelay) set(srv *reference.Server) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.srv = srv
+	for _, f := range r.early {
+		f(srv)
+	}
+	r.early = nil
+}
+
+// do runs f now if the server is set, else once it is. It holds the lock
+// while f runs, so that changes reach the server in feed order even while
+// set replays the early ones.
+func (r *listRelay) do(f func(*reference.Server)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.srv == nil {
+		r.early = append(r.early, f)
+		return
+	}
+	f(r.srv)
+}
+
+func (r *listRelay) change(c redisstore.Change) {
+	rc := reference.Change{Kind: c.Kind, SocketID: c.SocketID, Changed: c.Changed, Users: c.Users, History: c.History}
+	r.do(func(s *reference.Server) { s.ApplyChange(rc) })
+}
+
+// goRedisLogger routes go-redis's package-level log lines to slog.
+type goRedisLogger struct{ l *slog.Logger }
+
+func (g goRedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	g.l.DebugContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// defaultNodeID is hostname-pid: unique among nodes on one machine and
+// readable in logs and in Redis keys.
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// redactURL hides a password in a Redis URL for logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatspec/chatspec/reference/store/redisstore/redistest"
+	"github.com/chatspec/chatspec/sioclient"
 )
 
 // serveOutput is a goroutine-safe stdout that reports the URL line.
@@ -59,7 +62,11 @@ func TestServeFlagErrorsExitUsage(t *testing.T) {
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"--redis", "http://x"}, `--redis "http://x"`},
-		{[]string{"--redis", "redis://127.0.0.1:6379"}, "redis support: not yet wired"},
+		{[]string{"--redis", "redis://127.0.0.1:6379/x"}, `--redis "redis://127.0.0.1:6379/x"`},
+		{[]string{"--redis-adapter", "pubsub"}, `--redis-adapter "pubsub": want sharded, streams or none`},
+		{[]string{"--node-ttl", "1ms"}, "--node-ttl 1ms: want at least 30ms"},
+		{[]string{"--redis-prefix", ""}, "--redis-prefix is empty"},
+		{[]string{"--node-id", ""}, "--node-id is empty"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -148,5 +155,133 @@ func TestServeAddressInUseExitsError(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "address already in use") {
 		t.Errorf("stderr = %q, want it to say the address is in use", stderr.String())
+	}
+}
+
+// serveAsync runs `chatspec serve args...` until ctx ends; it returns the
+// URL it prints and a channel with its exit code.
+func serveAsync(t *testing.T, ctx context.Context, args ...string) (string, <-chan int, *lockedBuffer) {
+	t.Helper()
+	out := &serveOutput{url: make(chan string, 1)}
+	stderr := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), out, stderr) }()
+	select {
+	case url := <-out.url:
+		return url, done, stderr
+	case code := <-done:
+		t.Fatalf("serve exited %d before listening; stderr %q", code, stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no URL printed; stdout %q", out.String())
+	}
+	return "", nil, nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Two `serve --redis` nodes share one chat: a user joined on one is in the
+// other's list, both report Redis in /healthz, and each stops cleanly (the
+// first one's user leaves the shared list when it stops).
+func TestServeRedisCluster(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ctxB, cancelB := context.WithCancel(t.Context())
+	defer cancelB()
+	args := []string{"--redis", srv.URL, "--redis-prefix", "servetest:", "--node-ttl", "1s", "--log-level", "error"}
+	urlA, doneA, errA := serveAsync(t, ctx, append(args, "--node-id", "a")...)
+	urlB, doneB, errB := serveAsync(t, ctxB, append(args, "--node-id", "b")...)
+
+	for _, u := range []string{urlA, urlB} {
+		resp, err := http.Get(u + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"backend":"redis"`) {
+			t.Errorf("GET %s/healthz = %d %s, want 200 naming the redis backend", u, resp.StatusCode, body)
+		}
+	}
+
+	dialCtx, dialCancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer dialCancel()
+	a, err := sioclient.Dial(dialCtx, sioclient.Options{URL: urlA, Path: "/socket.io/", Transport: sioclient.WebSocket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sioclient.Dial(dialCtx, sioclient.Options{URL: urlB, Path: "/socket.io/", Transport: sioclient.WebSocket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Emit(dialCtx, "connecting", map[string]any{"username": "on-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.NextNamed(dialCtx, "connected"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Emit(dialCtx, "connecting", map[string]any{"username": "on-a"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := a.NextNamed(dialCtx, "connected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ev.Args), `"on-b"`) || !strings.Contains(string(ev.Args), `"on-a"`) {
+		t.Errorf("connected on node a = %s, want both on-a and on-b listed", ev.Args)
+	}
+
+	// Node b stops cleanly: a's client hears that on-b left.
+	cancelB()
+	if code := <-doneB; code != ExitOK {
+		t.Fatalf("node b exit code %d, want 0; stderr %q", code, errB.String())
+	}
+	ev, err = a.NextNamed(dialCtx, "disconnected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(ev.Args), `"on-b"`) {
+		t.Errorf("disconnected after node b stopped = %s, still lists on-b", ev.Args)
+	}
+	cancel()
+	if code := <-doneA; code != ExitOK {
+		t.Fatalf("node a exit code %d, want 0; stderr %q", code, errA.String())
+	}
+}
+
+func TestServeRedisUnreachableExitsError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"serve", "--addr", "127.0.0.1:0", "--redis", "redis://" + addr + "/0"}, &stdout, &stderr)
+	if code != ExitError {
+		t.Errorf("exit code %d, want %d (ExitError)", code, ExitError)
+	}
+	if !strings.Contains(stderr.String(), "redisstore: registering node") || !strings.Contains(stderr.String(), addr) {
+		t.Errorf("stderr = %q, want it to name the Redis address it could not reach", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing (it never listened)", stdout.String())
 	}
 }

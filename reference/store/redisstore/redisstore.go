@@ -8,6 +8,14 @@
 // the score from a global INCR counter, the history is one Redis list that
 // is appended and trimmed in the same script.
 //
+// # Change feed
+//
+// Every script that changes the list or the history also appends the change,
+// with the lists right after it, to one Redis stream (<prefix>feed), so the
+// stream's order is the order of the changes. Options.OnChange reads it: a
+// server that sends chat events only from it, to its own sockets, gives
+// every client of every node the same sequence of lists (see feed.go).
+//
 // # Node liveness and reaping
 //
 // Each node owns the sockets it joined. It keeps a liveness key
@@ -112,6 +120,16 @@ type Options struct {
 	// again (see the package doc); added lists the usernames that were not
 	// listed any more, users is the list right after. Same rules as OnReaped.
 	OnRestored func(added, users []store.User)
+	// OnChange, if set, reads the change feed (feed.go), which every node
+	// writes: every change of any node sharing the prefix (joins, leaves, appends, reaped and
+	// restored users) is delivered to it, one at a time, in the one order
+	// in which Redis applied them, with the lists right after the change.
+	// It runs on the feed's goroutine and must not block for long.
+	OnChange func(Change)
+	// FeedLength is about how many changes the feed keeps for nodes that
+	// read it late (XADD MAXLEN ~). Default DefaultFeedLength. Each entry
+	// of a join or an append carries the whole history.
+	FeedLength int
 }
 
 // Status is a snapshot of a Store's view of its own health.
@@ -130,6 +148,12 @@ type Status struct {
 	ReapedHolds int
 	// PendingLeaves counts Leaves that failed and wait to be retried.
 	PendingLeaves int
+	// MissedChanges counts feed entries this node never read: trimmed
+	// from the feed before it got to them (it lagged FeedLength behind).
+	MissedChanges int
+	// FeedHealthy reports whether the last read of the change feed
+	// succeeded (always false without OnChange).
+	FeedHealthy bool
 }
 
 // Store is a store.Store in Redis. It is safe for concurrent use.
@@ -150,6 +174,8 @@ type Store struct {
 	pending map[hold]struct{} // Leaves to retry
 	status  Status
 
+	feedSeq int64 // number of the last feed entry read; guarded by mu
+
 	restorePending atomic.Bool // a restore failed and must be retried
 
 	closed    atomic.Bool
@@ -164,7 +190,7 @@ var _ store.Store = (*Store)(nil)
 type hold struct{ username, socketID string }
 
 type keys struct {
-	prefix, seq, users, history, nodes, self, selfSocks string
+	prefix, seq, users, history, nodes, self, selfSocks, feed, feedSeq string
 }
 
 func (k keys) socks(username string) string { return k.prefix + "socks:" + username }
@@ -184,6 +210,12 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.HistoryLimit < 0 {
 		return nil, fmt.Errorf("redisstore: Options.HistoryLimit is %d; want 0 or more", opts.HistoryLimit)
+	}
+	if opts.FeedLength < 0 {
+		return nil, fmt.Errorf("redisstore: Options.FeedLength is %d; want 0 (default) or more", opts.FeedLength)
+	}
+	if opts.FeedLength == 0 {
+		opts.FeedLength = DefaultFeedLength
 	}
 	if opts.NodeTTL == 0 {
 		opts.NodeTTL = DefaultNodeTTL
@@ -210,6 +242,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		keys: keys{
 			prefix: p, seq: p + "seq", users: p + "users", history: p + "history",
 			nodes: p + "nodes", self: p + "node:" + opts.NodeID, selfSocks: p + "nodesocks:" + opts.NodeID,
+			feed: p + "feed", feedSeq: p + "feedseq",
 		},
 		local:   make(map[hold]uint64),
 		pending: make(map[hold]struct{}),
@@ -221,6 +254,15 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if opts.OnChange != nil {
+		from, err := s.feedStart(ctx)
+		if err != nil {
+			cancel()
+			_ = s.client.Close()
+			return nil, err
+		}
+		s.wg.Go(func() { s.readFeed(loopCtx, from) })
+	}
 	s.wg.Go(func() { s.loop(loopCtx) })
 	return s, nil
 }
@@ -335,13 +377,13 @@ func (s *Store) restore(ctx context.Context) {
 		}
 	}()
 	for chunk := range slices.Chunk(holds, restoreBatch) {
-		args := make([]any, 0, 1+2*len(chunk))
-		args = append(args, s.keys.prefix)
+		args := make([]any, 0, 2+2*len(chunk))
+		args = append(args, s.keys.prefix, s.feedLen())
 		for _, h := range chunk {
 			args = append(args, h.username, h.socketID)
 		}
 		cctx, cancel := s.callCtx(ctx)
-		res, err := restoreScript.Run(cctx, s.client, []string{s.keys.users, s.keys.seq, s.keys.selfSocks}, args...).Slice()
+		res, err := restoreScript.Run(cctx, s.client, []string{s.keys.users, s.keys.seq, s.keys.selfSocks, s.keys.feed, s.keys.feedSeq}, args...).Slice()
 		cancel()
 		var a, u []string
 		if err == nil {
@@ -420,8 +462,8 @@ func (s *Store) reapDead(ctx context.Context) {
 // reapScript).
 func (s *Store) reap(ctx context.Context, id, mode string) (holds int, removed, users []store.User, err error) {
 	res, err := reapScript.Run(ctx, s.client,
-		[]string{s.keys.nodes, s.keys.node(id), s.keys.nodeSocks(id), s.keys.users},
-		s.keys.prefix, id, mode).Slice()
+		[]string{s.keys.nodes, s.keys.node(id), s.keys.nodeSocks(id), s.keys.users, s.keys.feed, s.keys.feedSeq},
+		s.keys.prefix, id, mode, s.feedLen()).Slice()
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -447,8 +489,8 @@ func (s *Store) Join(ctx context.Context, username, socketID string) ([]store.Us
 	s.regMu.RLock()
 	defer s.regMu.RUnlock()
 	res, err := joinScript.Run(ctx, s.client,
-		[]string{s.keys.users, s.keys.seq, s.keys.history, s.keys.socks(username), s.keys.selfSocks},
-		username, socketID).Slice()
+		[]string{s.keys.users, s.keys.seq, s.keys.history, s.keys.socks(username), s.keys.selfSocks, s.keys.feed, s.keys.feedSeq},
+		username, socketID, s.feedLen()).Slice()
 	if err != nil {
 		return nil, nil, false, s.wrap("join", err)
 	}
@@ -502,8 +544,8 @@ func (s *Store) Leave(ctx context.Context, username, socketID string) ([]store.U
 
 func (s *Store) leave(ctx context.Context, h hold) ([]store.User, bool, error) {
 	res, err := leaveScript.Run(ctx, s.client,
-		[]string{s.keys.users, s.keys.socks(h.username), s.keys.selfSocks},
-		h.username, h.socketID).Slice()
+		[]string{s.keys.users, s.keys.socks(h.username), s.keys.selfSocks, s.keys.feed, s.keys.feedSeq},
+		h.username, h.socketID, s.feedLen()).Slice()
 	if err != nil {
 		return nil, false, err
 	}
@@ -520,6 +562,13 @@ func (s *Store) leave(ctx context.Context, h hold) ([]store.User, bool, error) {
 
 // Append implements store.Store.
 func (s *Store) Append(ctx context.Context, m store.Message) ([]store.Message, error) {
+	return s.AppendFrom(ctx, m, "")
+}
+
+// AppendFrom is Append for a message written by socketID, which the change
+// feed names as the change's origin (Change.SocketID), so that the writer's
+// server can tell its own message when the feed delivers it.
+func (s *Store) AppendFrom(ctx context.Context, m store.Message, socketID string) ([]store.Message, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
@@ -527,7 +576,7 @@ func (s *Store) Append(ctx context.Context, m store.Message) ([]store.Message, e
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: encoding message: %w", err)
 	}
-	res, err := appendScript.Run(ctx, s.client, []string{s.keys.history}, b, s.opts.HistoryLimit).Slice()
+	res, err := appendScript.Run(ctx, s.client, []string{s.keys.history, s.keys.feed, s.keys.feedSeq}, b, s.opts.HistoryLimit, s.feedLen(), socketID).Slice()
 	if err != nil {
 		return nil, s.wrap("append", err)
 	}
@@ -568,6 +617,31 @@ func (s *Store) Healthy(ctx context.Context) error {
 		return err
 	}
 	return s.wrap("ping", s.client.Ping(ctx).Err())
+}
+
+// Ping is Healthy under the name the reference server's /healthz looks
+// for: while Redis does not answer, /healthz reports 503 with this error.
+func (s *Store) Ping(ctx context.Context) error { return s.Healthy(ctx) }
+
+// HealthDetail is the liveness snapshot for the reference server's
+// /healthz body (it calls HealthDetail when a store has it).
+func (s *Store) HealthDetail() any {
+	st := s.Status()
+	d := map[string]any{
+		"backend":         "redis",
+		"node":            st.NodeID,
+		"liveness":        st.Healthy,
+		"reregistrations": st.Reregistrations,
+		"reaped_sockets":  st.ReapedHolds,
+		"pending_leaves":  st.PendingLeaves,
+	}
+	if !st.LastRefresh.IsZero() {
+		d["last_refresh"] = st.LastRefresh.UTC().Format(time.RFC3339Nano)
+	}
+	if st.LastError != "" {
+		d["last_error"] = st.LastError
+	}
+	return d
 }
 
 // Status returns a snapshot of this node's liveness state.

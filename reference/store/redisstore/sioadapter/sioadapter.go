@@ -57,7 +57,8 @@ type Options struct {
 	// (Streams), so that several deployments can share one Redis.
 	// Default DefaultChannelPrefix.
 	ChannelPrefix string
-	// Logger receives the adapter's Redis errors. Default: discard.
+	// Logger receives the adapter's Redis errors, at debug level. Default:
+	// discard.
 	Logger *slog.Logger
 }
 
@@ -103,8 +104,12 @@ func New(ctx context.Context, opts Options) (*Adapter, error) {
 	// ends, so it belongs to the Adapter, not to the caller's ctx.
 	life, cancel := context.WithCancel(context.Background())
 	rc := sioredis.NewRedisClient(life, client)
+	// Debug, not warn: the adapters report every failed dial while Redis is
+	// down, and a "use of closed network connection" each time they drop a
+	// room's subscription in normal operation. Outages and recoveries are
+	// reported once by the store (redisstore) instead.
 	_ = rc.On("error", func(args ...any) {
-		log.Warn("socket.io redis adapter error", "kind", opts.Kind, "err", fmt.Sprint(args...))
+		log.Debug("socket.io redis adapter error", "kind", opts.Kind, "err", fmt.Sprint(args...))
 	})
 	a := &Adapter{client: client, cancel: cancel, kind: opts.Kind}
 	switch opts.Kind {
