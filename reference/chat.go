@@ -127,6 +127,13 @@ func (s *Server) onConnection(args ...any) {
 		sock.Disconnect(true)
 		return
 	}
+	// The library refuses some packets itself (a reserved event name such
+	// as "connect" or "error", a binary frame nobody announced, too many
+	// attachments, JSON it cannot parse) and then closes the connection.
+	// Say why first, so the offender sees more than a dropped socket.
+	if err := sock.On("error", func(args ...any) { s.refusePacket(sess, args) }); err != nil {
+		s.log.Error("registering error handler", "sid", sess.id, "err", err)
+	}
 	s.m.connections.Inc()
 	sock.OnAny(func(args ...any) { s.handleEvent(sess, args) })
 	sock.Join(everyone)
@@ -180,8 +187,10 @@ func (s *Server) handleConnecting(sess *session, args []any, ack ackFunc) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StoreTimeout)
 	defer cancel()
+	w := s.expectChange(sess) // nil without a change feed (cluster.go)
 	users, history, added, err := s.store.Join(ctx, username, sess.id)
 	if err != nil {
+		s.dropChange(w)
 		s.storeFailed(sess, EventConnecting, ack, err)
 		return
 	}
@@ -192,6 +201,14 @@ func (s *Server) handleConnecting(sess *session, args []any, ack ackFunc) {
 	// not joined get it too), then JOIN-1/2 to the joiner. In this order,
 	// once the joiner has its connected every other socket has its joined
 	// queued, so a client that connects after that never sees this join.
+	// With a change feed, ApplyChange sends both, in the feed's order.
+	if w != nil {
+		s.awaitChange(w, func() {
+			s.emit(sess, EventConnected, map[string]any{"connectedUserList": users, "messagesList": history})
+		})
+		ackOK(ack)
+		return
+	}
 	if err := sess.sock.To(everyone).Emit(EventJoined, map[string]any{"connectedUserList": users}); err != nil {
 		s.log.Error("broadcasting joined", "sid", sess.id, "err", err)
 	}
@@ -219,9 +236,18 @@ func (s *Server) handleWriteMessage(sess *session, args []any, ack ackFunc) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StoreTimeout)
 	defer cancel()
-	history, err := s.store.Append(ctx, msg)
+	w := s.expectChange(sess)
+	history, err := s.appendFrom(ctx, sess, msg)
 	if err != nil {
+		s.dropChange(w)
 		s.storeFailed(sess, EventWriteMessage, ack, err)
+		return
+	}
+	if w != nil {
+		// ApplyChange sends messageWritten, in the feed's order.
+		s.awaitChange(w, nil)
+		s.m.messages.Inc()
+		ackOK(ack)
 		return
 	}
 	recipients := s.io.Sockets().Sockets().Len()
@@ -262,8 +288,9 @@ func (s *Server) handleDisconnect(sess *session, reason string) {
 	}
 	s.m.users.Set(float64(len(users)))
 	s.log.Debug("left", "sid", sess.id, "username", sess.username, "removed", removed, "reason", reason)
-	if !removed {
+	if !removed || s.feed != nil {
 		// USER-4: another socket still holds the username; say nothing.
+		// With a change feed, ApplyChange announces the leave.
 		return
 	}
 	// The socket has left the namespace already, so "everyone" is the

@@ -91,6 +91,18 @@ type Config struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 
+	// SlowReaderLimit is how many bytes one connection may hold queued
+	// and not yet written to its client before the server closes it (a
+	// client that stopped reading, or a polling client that stopped
+	// polling). Each queued broadcast is a private copy that can hold the
+	// whole history, so without a bound one such client pins a copy of
+	// every message until the heartbeat drops it. SlowReaderTimeout closes
+	// a connection whose current write has not finished after that long.
+	// Both are checked whenever a packet is queued for the connection (at
+	// least once per PingInterval, the ping). 0 disables either.
+	SlowReaderLimit   int64
+	SlowReaderTimeout time.Duration
+
 	// ShutdownTimeout bounds the graceful shutdown that follows the end of
 	// Serve's context.
 	ShutdownTimeout time.Duration
@@ -104,7 +116,8 @@ type Config struct {
 // and seed paths, both transports with upgrades, the library's heartbeat
 // (25 s / 20 s), 1 MB packets, usernames up to 64 bytes, messages up to 4096
 // bytes, 200 messages of history, 20 events/s with bursts of 40 per socket,
-// no connection caps, no CORS, and a 10 s shutdown.
+// slow readers dropped beyond 8 MiB unwritten or a 30 s stalled write, no
+// connection caps, no CORS, and a 10 s shutdown.
 func DefaultConfig() Config {
 	return Config{
 		Addr:              "127.0.0.1:3000",
@@ -120,6 +133,8 @@ func DefaultConfig() Config {
 		AllowUpgrades:     true,
 		Rate:              20,
 		RateBurst:         40,
+		SlowReaderLimit:   8 << 20,
+		SlowReaderTimeout: 30 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
 		StoreTimeout:      5 * time.Second,
 	}
@@ -129,6 +144,10 @@ func DefaultConfig() Config {
 // strings: the Engine.IO and Socket.IO framing, the event name, the field
 // names and JSON escaping headroom for short texts.
 const minBufferOverhead = 256
+
+// perMessageOverhead is the JSON around one message in messagesList:
+// {"username":"","message":""} and a comma.
+const perMessageOverhead = 32
 
 // Validate reports the first problem with c, naming the field and the value.
 func (c Config) Validate() error {
@@ -208,6 +227,18 @@ func (c Config) Validate() error {
 	}
 	if c.Rate > 0 && c.RateBurst < 1 {
 		return fmt.Errorf("reference: RateBurst must be at least 1 when Rate is set, got %d", c.RateBurst)
+	}
+	if c.SlowReaderLimit < 0 {
+		return fmt.Errorf("reference: SlowReaderLimit must not be negative, got %d", c.SlowReaderLimit)
+	}
+	// One full messageWritten (the whole history of plain-text messages)
+	// must fit, or a healthy client would be dropped by a single broadcast.
+	if full := int64(c.HistoryLimit) * (int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + perMessageOverhead); c.SlowReaderLimit > 0 && c.SlowReaderLimit < full {
+		return fmt.Errorf("reference: SlowReaderLimit %d is below one full messageWritten (%d bytes for HistoryLimit %d, MaxMessageLen %d, MaxUsernameLen %d)",
+			c.SlowReaderLimit, full, c.HistoryLimit, c.MaxMessageLen, c.MaxUsernameLen)
+	}
+	if c.SlowReaderTimeout < 0 {
+		return fmt.Errorf("reference: SlowReaderTimeout must not be negative, got %s", c.SlowReaderTimeout)
 	}
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("reference: MaxConnections must not be negative, got %d", c.MaxConnections)

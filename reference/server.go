@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,10 +59,24 @@ type Server struct {
 	// gates maps Engine.IO connection ids to their *connectGate (gate.go).
 	gates sync.Map
 
+	// annMu guards ann, the queue of list changes a shared store made in
+	// the background (cluster.go).
+	annMu sync.Mutex
+	ann   announcer
+	// feed is set by WithChangeFeed: chat events then go out from
+	// ApplyChange only (cluster.go).
+	feed *feedState
+
 	mu       sync.Mutex
 	served   bool
 	draining bool
 	newConns map[net.Conn]struct{} // accepted, no request read yet
+
+	// slowDrops counts connections the slow-reader guard closed
+	// (slowreader.go).
+	slowDrops atomic.Int64
+	// writers maps Engine.IO connection ids to their *slowReader.
+	writers sync.Map
 }
 
 // trackConn is the http.Server's ConnState hook: it remembers connections
@@ -97,6 +112,7 @@ type options struct {
 	reg     prometheus.Registerer
 	adapter socket.AdapterConstructor
 	now     func() time.Time
+	feed    bool
 }
 
 // WithStore makes the server keep users and history in s instead of a fresh
@@ -136,6 +152,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		opt(&o)
 	}
 	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	if o.feed {
+		s.feed = &feedState{waiting: make(map[string]*feedWaiter)}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,6 +175,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.m = m
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.registerSlowReaderMetric(reg); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("reference: registering metrics: %w", err)
+	}
+	if err := s.registerStoreMetrics(reg); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("reference: %w", err)
+	}
 
 	s.io = socket.NewServer(nil, s.socketOptions(o.adapter))
 	s.io.Use(s.admit)
@@ -164,6 +191,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.handler = s.routes()
 	// The engine exists once routes has called ServeHandler.
+	if err := s.io.Engine().On("connection", s.watchSlowReader); err != nil {
+		return nil, fmt.Errorf("reference: registering slow-reader guard: %w", err)
+	}
 	if err := s.io.Engine().On("connection", s.onEngineConnection); err != nil {
 		return nil, fmt.Errorf("reference: registering engine connection handler: %w", err)
 	}
@@ -238,6 +268,9 @@ func (s *Server) serveInit(w http.ResponseWriter, r *http.Request) {
 type health struct {
 	Status string `json:"status"`
 	Store  string `json:"store"`
+	// Detail is what a shared store says about itself (redisstore: node
+	// ID, liveness, last error), absent for the memory store.
+	Detail any `json:"detail,omitempty"`
 }
 
 // serveHealth answers 200 {"status":"ok","store":"ok"} while the store
@@ -255,6 +288,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if draining {
 		h.Status, code = "shutting down", http.StatusServiceUnavailable
 	}
+	h.Detail = s.storeDetail()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)

@@ -1,0 +1,182 @@
+package reference
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+)
+
+// The slow-reader guard. Measured in zishang520's engine v3.0.6: every
+// packet for a connection is pushed onto that connection's unbounded
+// write buffer (socket.go sendPacket), and a broadcast gives every socket
+// its own copy of the encoded packet (socket/client.go WriteToEngine
+// clones). The WebSocket transport writes one batch at a time on its own
+// goroutine with no write deadline (transports/websocket.go), and a
+// polling connection keeps everything until its next GET. So a client
+// that stops reading blocks no one else (each connection has its own
+// writer), but it pins a copy of every broadcast, up to a whole history
+// each, until the heartbeat drops it, and a client that keeps sending
+// pongs without reading is never dropped at all.
+//
+// The guard counts the bytes each connection has been handed and not yet
+// written (created since the last completed transport write), and closes
+// the connection when they exceed Config.SlowReaderLimit, or when one
+// write batch has been in flight longer than Config.SlowReaderTimeout.
+// Both checks run whenever a packet is queued for the connection, which
+// includes the heartbeat's ping, so a stalled connection is checked at
+// least every PingInterval.
+
+// slowReader tracks one Engine.IO connection's unwritten bytes.
+type slowReader struct {
+	limit   int64
+	timeout time.Duration
+	now     func() time.Time
+	drop    func(reason string)
+
+	mu        sync.Mutex
+	queued    int64     // bytes created since the last flush
+	inflight  int64     // bytes flushed, not yet reported written
+	queuedN   int       // packets created since the last flush
+	inflightN int       // packets flushed, not yet reported written
+	since     time.Time // when the batch in flight was flushed
+	dropped   bool
+	idleWait  []chan struct{}
+}
+
+// packetSize is the size of a queued packet's data, when it knows it.
+func packetSize(p *packet.Packet) int64 {
+	if p == nil || p.Data == nil {
+		return 0
+	}
+	if l, ok := p.Data.(interface{ Len() int }); ok {
+		return int64(l.Len())
+	}
+	return 0
+}
+
+// created records a packet queued for the connection and applies the
+// bounds.
+func (r *slowReader) created(size int64) {
+	r.mu.Lock()
+	r.queued += size
+	r.queuedN++
+	pending := r.queued + r.inflight
+	stalled := r.inflightN > 0 && r.timeout > 0 && r.now().Sub(r.since) > r.timeout
+	reason := ""
+	switch {
+	case r.dropped:
+	case r.limit > 0 && pending > r.limit:
+		reason = "slow reader: unwritten bytes over the limit"
+	case stalled:
+		reason = "slow reader: a write stalled past the timeout"
+	}
+	if reason != "" {
+		r.dropped = true
+	}
+	r.mu.Unlock()
+	if reason != "" {
+		r.drop(reason)
+	}
+}
+
+// flushed records that the buffer went to the transport as one batch.
+func (r *slowReader) flushed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight += r.queued
+	r.inflightN += r.queuedN
+	r.queued, r.queuedN = 0, 0
+	r.since = r.now()
+}
+
+// written records that the transport finished writing its batch. A
+// transport writes one batch at a time, so everything flushed so far has
+// gone.
+func (r *slowReader) written() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight, r.inflightN = 0, 0
+	if r.queuedN == 0 {
+		for _, w := range r.idleWait {
+			close(w)
+		}
+		r.idleWait = nil
+	}
+}
+
+// idle returns a channel closed once every packet queued so far has been
+// written (or at once if nothing is queued).
+func (r *slowReader) idle() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan struct{})
+	if r.queuedN == 0 && r.inflightN == 0 {
+		close(ch)
+	} else {
+		r.idleWait = append(r.idleWait, ch)
+	}
+	return ch
+}
+
+// pending returns the bytes the connection holds unwritten.
+func (r *slowReader) pending() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.queued + r.inflight
+}
+
+// watchSlowReader installs the guard on a new Engine.IO connection. It is
+// an engine "connection" listener.
+func (s *Server) watchSlowReader(args ...any) {
+	conn, ok := firstArg[engine.Socket](args)
+	if !ok {
+		return
+	}
+	// The tracker runs even with both bounds off: refusePacket uses it to
+	// see a chatError written before the library closes the connection.
+	id := conn.Id()
+	r := &slowReader{
+		limit:   s.cfg.SlowReaderLimit,
+		timeout: s.cfg.SlowReaderTimeout,
+		now:     s.now,
+	}
+	r.drop = func(reason string) {
+		s.log.Info("dropping slow reader", "engine_id", id, "ip", hostOf(conn.RemoteAddress()), "reason", reason, "pending_bytes", r.pending())
+		s.slowDrops.Add(1)
+		// Not on this goroutine: it may be inside a broadcast that holds
+		// the library's client lock and chatMu.
+		go conn.Close(true)
+	}
+	watch := func(t transports.Transport) {
+		if t != nil {
+			t.On("drain", func(...any) { r.written() })
+		}
+	}
+	watch(conn.Transport())
+	conn.On("upgrade", func(args ...any) {
+		if t, ok := firstArg[transports.Transport](args); ok {
+			watch(t)
+		}
+	})
+	conn.On("packetCreate", func(args ...any) {
+		p, _ := firstArg[*packet.Packet](args)
+		r.created(packetSize(p))
+	})
+	conn.On("flush", func(...any) { r.flushed() })
+	s.writers.Store(id, r)
+	conn.Once("close", func(...any) { s.writers.Delete(id) })
+}
+
+// registerSlowReaderMetric exposes the count of connections the guard
+// dropped.
+func (s *Server) registerSlowReaderMetric(reg prometheus.Registerer) error {
+	return reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chatspec_reference_slow_readers_dropped_total",
+		Help: "Connections closed because they did not read fast enough (Config.SlowReaderLimit, Config.SlowReaderTimeout).",
+	}, func() float64 { return float64(s.slowDrops.Load()) }))
+}
