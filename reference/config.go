@@ -59,6 +59,15 @@ type Config struct {
 
 	// PingInterval and PingTimeout are Engine.IO's heartbeat. A silent
 	// client is dropped after about PingInterval+PingTimeout (RECON-3).
+	//
+	// Keep PingTimeout above PingInterval. The engine of
+	// zishang520/socket.io v3.0.6 sends a PING and only then arms its
+	// timeout timer; a PONG handled in between clears the previous timer,
+	// not the new one, which then fires and drops a healthy client ("ping
+	// timeout") unless the next PING (after PingInterval) clears it first.
+	// The defaults are Socket.IO's 25 s + 20 s swapped: the same 45 s to
+	// notice a dead client, without those drops. Measured: 2 of 200 idle
+	// clients dropped in 4 s at 100 ms/90 ms, none at 90 ms/100 ms.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
 
@@ -127,8 +136,8 @@ func DefaultConfig() Config {
 		MaxMessageLen:     4096,
 		HistoryLimit:      200,
 		MaxHTTPBufferSize: 1_000_000,
-		PingInterval:      25 * time.Second,
-		PingTimeout:       20 * time.Second,
+		PingInterval:      20 * time.Second,
+		PingTimeout:       25 * time.Second,
 		Transports:        []string{TransportPolling, TransportWebSocket},
 		AllowUpgrades:     true,
 		Rate:              20,

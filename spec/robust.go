@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 
@@ -89,7 +90,7 @@ var malformedPackets = []string{
 	`51-["writeMessage",{"_placeholder":true,"num":0}]`,
 }
 
-func sendBad(ctx context.Context, c *framework.Client, in []badInput) {
+func sendBad(ctx context.Context, c *framework.Client, in []badInput, watch ...*killWatch) {
 	for _, b := range in {
 		args := make([]any, len(b.args))
 		for i, a := range b.args {
@@ -98,6 +99,46 @@ func sendBad(ctx context.Context, c *framework.Client, in []badInput) {
 		if err := c.Conn().Emit(ctx, b.event, args...); err != nil {
 			return // the server closed the connection: allowed
 		}
+		for _, w := range watch {
+			w.after(b.String())
+		}
+	}
+}
+
+// String shows the input as the packet a user could replay.
+func (b badInput) String() string {
+	var parts []string
+	for _, a := range b.args {
+		s := string(a)
+		if len(s) > 120 {
+			s = s[:60] + fmt.Sprintf("...(%d bytes)...", len(s)-100) + s[len(s)-40:]
+		}
+		parts = append(parts, s)
+	}
+	return fmt.Sprintf("emit %q %s", b.event, strings.Join(parts, ", "))
+}
+
+// killWatch finds the first bad input after which the server stopped
+// serving: it watches a bystander's connection, and after each input
+// waits a short window for that connection to end. A server that crashes
+// on an input ends every connection, so the culprit is named exactly
+// instead of the case failing later with "target unreachable".
+type killWatch struct {
+	f         *framework.Framework
+	bystander *framework.Client
+}
+
+// killWindow is how long each input is given to kill the server. It is a
+// bound on an awaited event (the bystander's connection ending), not a sleep.
+const killWindow = 30 * time.Millisecond
+
+func (w *killWatch) after(input string) {
+	GinkgoHelper()
+	select {
+	case <-w.bystander.Conn().Done():
+		w.f.Failf("the server stopped serving right after this bad input (on another socket): %s\n"+
+			"%s's connection ended: %v", input, w.bystander.User, w.bystander.Conn().Err())
+	case <-time.After(killWindow):
 	}
 }
 
@@ -127,15 +168,18 @@ var _ = Describe("Bad input (ROB, ERR)", SpecPriority(-20), func() {
 		bob.AwaitMessage(ctx, before)
 
 		tok := f.Text("bad")
+		watch := &killWatch{f: f, bystander: bob}
 		unjoined := f.Connect(ctx, "mallory")
-		sendBad(ctx, unjoined, badConnecting(tok))
-		sendBad(ctx, unjoined, badWrites(tok, unjoined.User))
+		sendBad(ctx, unjoined, badConnecting(tok), watch)
+		sendBad(ctx, unjoined, badWrites(tok, unjoined.User), watch)
 		joined, _ := f.Joined(ctx, "mallory2")
-		sendBad(ctx, joined, badWrites(tok, joined.User))
-		sendBad(ctx, joined, badConnecting(tok))
+		sendBad(ctx, joined, badWrites(tok, joined.User), watch)
+		sendBad(ctx, joined, badConnecting(tok), watch)
 		for i, p := range malformedPackets {
 			m := f.Connect(ctx, fmt.Sprintf("malformed%d", i))
-			_ = m.SendRaw(ctx, rawPacket(f, p))
+			if m.SendRaw(ctx, rawPacket(f, p)) == nil {
+				watch.after(fmt.Sprintf("the raw Socket.IO packet %q", rawPacket(f, p)))
+			}
 		}
 
 		after := f.Text("after-bad-input")
