@@ -77,6 +77,7 @@ type loadFlags struct {
 	transport    string
 	transportMix string
 	thresholds   threshold.List
+	correctness  bool
 	reportDir    string
 	seed         uint64
 	runID        string
@@ -113,6 +114,7 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	fs.StringVar(&l.transport, "transport", string(sioclient.WebSocket), "transport of every user: websocket, polling or upgrade")
 	fs.StringVar(&l.transportMix, "transport-mix", "", "weighted transport mix instead of --transport, e.g. websocket=0.8,polling=0.1,upgrade=0.1")
 	fs.Var(&l.thresholds, "threshold", "pass/fail expression, e.g. 'fanout.p99<250ms' (repeatable)")
+	fs.BoolVar(&l.correctness, "correctness-thresholds", true, "when no --threshold is given, gate on correctness: "+strings.Join(correctnessThresholds, ", "))
 	fs.StringVar(&l.reportDir, "report-dir", "", "write summary.json, junit.xml and report.html to this directory")
 	fs.Uint64Var(&l.seed, "seed", 0, "random seed for transports, churn and pacing (0: random)")
 	fs.StringVar(&l.runID, "run-id", "", "tag for this run's message texts, 1-16 of [a-z0-9] (default: random)")
@@ -127,6 +129,15 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if len(l.thresholds) == 0 && l.correctness {
+		// A run in which users could not connect, or messages were lost,
+		// must not pass just because nobody wrote a threshold.
+		for _, expr := range correctnessThresholds {
+			if err := l.thresholds.Set(expr); err != nil {
+				return nil, fmt.Errorf("internal: default threshold %q: %w", expr, err)
+			}
+		}
+	}
 	if l.stages != "" {
 		if set["users"] || set["ramp"] || set["duration"] {
 			return nil, errors.New("--stages replaces --users, --ramp and --duration: give one or the other")
@@ -266,6 +277,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// correctnessThresholds gate a run that names no threshold of its own.
+var correctnessThresholds = []string{
+	"connect.errors==0", "join.errors==0",
+	"delivery.lost==0", "delivery.duplicated==0", "delivery.reordered==0",
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
