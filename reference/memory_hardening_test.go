@@ -16,7 +16,7 @@ import (
 	"github.com/chatspec/chatspec/sioclient"
 )
 
-// The memory measurements of README-hardening.md. They are benchmarks,
+// The memory measurements of HARDENING.md. They are benchmarks,
 // not tests: run them once each, without -race:
 //
 //	go test -run '^$' -bench 'Memory' -benchtime 1x ./reference/

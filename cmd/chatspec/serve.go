@@ -45,7 +45,7 @@ client sees the same sequence of lists. The zishang520 Redis adapter
 (--redis-adapter) is installed for Socket.IO's own cross-node features. A
 node that dies without cleaning up has its users removed by the survivors
 within 1.5 x --node-ttl. A load balancer in front needs sticky sessions for
-long-polling, or clients on WebSocket only (reference/README-cluster.md).
+long-polling, or clients on WebSocket only (reference/CLUSTER.md).
   chatspec serve --addr 127.0.0.1:3001 --redis redis://127.0.0.1:6379/0
   chatspec serve --addr 127.0.0.1:3002 --redis redis://127.0.0.1:6379/0
 
@@ -97,7 +97,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.redisOpts.NodeTTL, "node-ttl", redisstore.DefaultNodeTTL, "with --redis: liveness `TTL`; a dead node's users are removed within about 1.5x this")
 	// Streams by default, not sioadapter.DefaultKind: with the sharded
 	// adapter installed, the suite's RECON-2 measured an unrelated socket
-	// dropped by "ping timeout" in about 1 run of 10 (see README-cluster.md).
+	// dropped by "ping timeout" in about 1 run of 10 (see CLUSTER.md).
 	fs.StringVar(&f.adapter, "redis-adapter", string(sioadapter.Streams), "with --redis: Socket.IO adapter, `sharded` (Redis 7+), streams, or none (chat events cross nodes on the store's change feed either way)")
 	return fs, f
 }
