@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -307,7 +306,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	embedded := len(l.target.Targets) == 0
 	if embedded {
-		srv, initPath, err := startLoadEmbedded(ctx, l.historyLimit)
+		srv, initPath, err := startEmbedded(ctx, func(cfg *reference.Config) {
+			// A small history cap bounds each broadcast (every messageWritten
+			// carries the whole history); no per-socket rate limit, since the
+			// plan, not the server, sets the message rate.
+			cfg.HistoryLimit = l.historyLimit
+			cfg.Rate = 0
+		})
 		if err != nil {
 			fmt.Fprintf(stderr, "chatspec load: starting the embedded reference server: %v\n", err)
 			return ExitError
@@ -382,7 +387,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	if l.reportDir != "" {
-		if err := writeLoadReports(l.reportDir, summary); err != nil {
+		if err := writeReports(l.reportDir, summary, []reportFile[*loadgen.Summary]{
+			{"summary.json", reports.WriteLoadJSON},
+			{"junit.xml", reports.WriteLoadJUnit},
+			{"report.html", reports.WriteLoadHTML},
+		}); err != nil {
 			fmt.Fprintf(stderr, "chatspec load: %v\n", err)
 			return ExitError
 		}
@@ -419,43 +428,4 @@ func loadConfigSummary(l *loadFlags, embedded bool, users int) loadgen.ConfigSum
 		c.Transports[string(t.Transport)] += t.Weight
 	}
 	return c
-}
-
-// startLoadEmbedded starts the reference server for a load run on a free
-// loopback port with a small history cap (every messageWritten carries the
-// whole history, so the cap bounds each broadcast) and no per-socket rate
-// limit (the plan, not the server, sets the message rate).
-func startLoadEmbedded(ctx context.Context, historyLimit int) (*reference.Running, string, error) {
-	cfg := reference.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.HistoryLimit = historyLimit
-	cfg.Rate = 0
-	srv, err := reference.Start(ctx, cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	return srv, cfg.InitPath, nil
-}
-
-func writeLoadReports(dir string, s *loadgen.Summary) error {
-	for _, out := range []struct {
-		name  string
-		write func(io.Writer, *loadgen.Summary) error
-	}{
-		{"summary.json", reports.WriteLoadJSON},
-		{"junit.xml", reports.WriteLoadJUnit},
-		{"report.html", reports.WriteLoadHTML},
-	} {
-		path := filepath.Join(dir, out.name)
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		werr := out.write(f, s)
-		cerr := f.Close()
-		if err := errors.Join(werr, cerr); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	}
-	return nil
 }

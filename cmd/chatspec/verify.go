@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -145,7 +144,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	embedded := len(v.target.Targets) == 0
 	if embedded {
-		srv, initPath, err := startEmbedded(ctx)
+		srv, initPath, err := startEmbedded(ctx, func(cfg *reference.Config) {
+			cfg.PingInterval = embeddedPingInterval
+			cfg.PingTimeout = embeddedPingTimeout
+		})
 		if err != nil {
 			fmt.Fprintf(stderr, "chatspec verify: starting the embedded reference server: %v\n", err)
 			return ExitError
@@ -228,7 +230,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return ExitError
 	}
 	if v.reportDir != "" {
-		if err := writeVerifyReports(v.reportDir, rep); err != nil {
+		if err := writeReports(v.reportDir, rep, []reportFile[reports.VerifyReport]{
+			{"junit.xml", reports.WriteVerifyJUnit},
+			{"results.json", reports.WriteVerifyJSON},
+			{"report.html", reports.WriteVerifyHTML},
+		}); err != nil {
 			fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
 			return ExitError
 		}
@@ -252,20 +258,6 @@ const (
 	embeddedPingTimeout  = 1500 * time.Millisecond
 )
 
-// startEmbedded starts the reference server on a free loopback port with
-// the short heartbeat above.
-func startEmbedded(ctx context.Context) (*reference.Running, string, error) {
-	cfg := reference.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.PingInterval = embeddedPingInterval
-	cfg.PingTimeout = embeddedPingTimeout
-	srv, err := reference.Start(ctx, cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	return srv, cfg.InitPath, nil
-}
-
 func listCases(opts spec.RunOptions, stdout, stderr io.Writer) int {
 	cases, err := spec.List(opts)
 	if err != nil {
@@ -283,27 +275,4 @@ func listCases(opts spec.RunOptions, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d cases in profile %s\n", len(cases), opts.Profile)
 	return ExitOK
-}
-
-func writeVerifyReports(dir string, rep reports.VerifyReport) error {
-	for _, out := range []struct {
-		name  string
-		write func(io.Writer, reports.VerifyReport) error
-	}{
-		{"junit.xml", reports.WriteVerifyJUnit},
-		{"results.json", reports.WriteVerifyJSON},
-		{"report.html", reports.WriteVerifyHTML},
-	} {
-		path := filepath.Join(dir, out.name)
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		werr := out.write(f, rep)
-		cerr := f.Close()
-		if err := errors.Join(werr, cerr); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	}
-	return nil
 }
