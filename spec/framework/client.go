@@ -154,7 +154,7 @@ func (c *Client) Barrier(ctx context.Context) Received {
 	ginkgo.GinkgoHelper()
 	text := c.f.Text("barrier")
 	c.Write(ctx, text)
-	r, err := c.await(ctx, "messageWritten", []Filter{HasMessage(text)})
+	r, err := c.await(ctx, c.f.run.cfg.StepTimeout, "messageWritten", []Filter{HasMessage(text)})
 	if err != nil {
 		c.f.Failf("barrier: %s wrote %q and did not receive its own messageWritten for it (MSG-1), so nothing can be concluded about what it did not receive: %v", c, text, err)
 	}
@@ -166,7 +166,7 @@ func (c *Client) Barrier(ctx context.Context) Received {
 // returns it. Events skipped over stay available to later Awaits.
 func (c *Client) Await(ctx context.Context, name string, filters ...Filter) Received {
 	ginkgo.GinkgoHelper()
-	r, err := c.await(ctx, name, filters)
+	r, err := c.await(ctx, c.f.run.cfg.StepTimeout, name, filters)
 	if err != nil {
 		c.f.Failf("%v", err)
 	}
@@ -175,9 +175,7 @@ func (c *Client) Await(ctx context.Context, name string, filters ...Filter) Rece
 
 // TryAwait is Await that returns whether the event came instead of failing.
 func (c *Client) TryAwait(ctx context.Context, timeout time.Duration, name string, filters ...Filter) (Received, bool) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	r, err := c.await(ctx, name, filters)
+	r, err := c.await(ctx, timeout, name, filters)
 	return r, err == nil
 }
 
@@ -201,22 +199,22 @@ func matches(r Received, name string, filters []Filter) bool {
 	return true
 }
 
-func (c *Client) await(ctx context.Context, name string, filters []Filter) (Received, error) {
-	return c.awaitFunc(ctx, describe(name, filters), func(r Received) bool { return matches(r, name, filters) })
+func (c *Client) await(ctx context.Context, timeout time.Duration, name string, filters []Filter) (Received, error) {
+	return c.awaitFunc(ctx, timeout, describe(name, filters), func(r Received) bool { return matches(r, name, filters) })
 }
 
 // TryAwaitFunc waits up to timeout for the first unconsumed event for
 // which match is true, consumes it and returns it; false when none came.
 func (c *Client) TryAwaitFunc(ctx context.Context, timeout time.Duration, match func(Received) bool) (Received, bool) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	r, err := c.awaitFunc(ctx, "", match)
+	r, err := c.awaitFunc(ctx, timeout, "", match)
 	return r, err == nil
 }
 
-func (c *Client) awaitFunc(ctx context.Context, what string, match func(Received) bool) (Received, error) {
+// awaitFunc waits up to timeout (the step timeout for Await, the caller's
+// own for TryAwait, which may be longer) for a matching event.
+func (c *Client) awaitFunc(ctx context.Context, timeout time.Duration, what string, match func(Received) bool) (Received, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, c.f.run.cfg.StepTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	next := 0 // records before next were already checked by this call
 	for {
@@ -251,7 +249,7 @@ func (c *Client) awaitFunc(ctx context.Context, what string, match func(Received
 // checked) but judge its content elsewhere.
 func (c *Client) AwaitAfter(ctx context.Context, mark int, name string) Received {
 	ginkgo.GinkgoHelper()
-	r, err := c.awaitFunc(ctx, fmt.Sprintf("%q (any payload)", name), func(r Received) bool {
+	r, err := c.awaitFunc(ctx, c.f.run.cfg.StepTimeout, fmt.Sprintf("%q (any payload)", name), func(r Received) bool {
 		return r.Index >= mark && r.Name == name
 	})
 	if err != nil {
