@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
 
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/spec/framework"
@@ -19,9 +20,21 @@ import (
 // go test ./spec/ -ginkgo.label-filter=core.
 func TestSpec(t *testing.T) {
 	RegisterFailHandler(Fail)
+	before := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	srv, cfg := startReference(t, ctx)
+	defer func() {
+		// After the run and the server's stop, no client of the suite may
+		// be left running (CONTRACT-independent: a harness that leaks
+		// goroutines cannot run unattended in CI).
+		cancel()
+		stopReference(t, srv)
+		if err := goleak.Find(before,
+			// Ginkgo's own interrupt handler lives as long as the process.
+			goleak.IgnoreTopFunction("github.com/onsi/ginkgo/v2/internal/interrupt_handler.(*InterruptHandler).registerForInterrupts.func2")); err != nil {
+			t.Errorf("goroutines left after the suite: %v", err)
+		}
+	}()
 	opts := &target.Options{
 		Targets:        []string{srv.URL()},
 		Path:           cfg.Path,
@@ -58,12 +71,14 @@ func startReference(t *testing.T, ctx context.Context) (*reference.Running, refe
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Stop(ctx); err != nil {
-			t.Errorf("stopping the reference server: %v", err)
-		}
-	})
 	return srv, cfg
+}
+
+func stopReference(t *testing.T, srv *reference.Running) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		t.Errorf("stopping the reference server: %v", err)
+	}
 }
