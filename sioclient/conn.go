@@ -49,6 +49,7 @@ type Conn struct {
 
 	// Reader-goroutine state.
 	connected bool
+	early     []Event // EVENTs that came before the CONNECT ack
 	seq       uint64
 	connectCh chan error // Dial waits here for the CONNECT ack
 
@@ -572,6 +573,10 @@ func (c *Conn) handleEngine(b []byte, recv time.Time) error {
 	}
 }
 
+// earlyEventLimit bounds the EVENTs buffered before the CONNECT ack: a
+// race in a server gives a few, an endless stream is a protocol error.
+const earlyEventLimit = 64
+
 // handleSocket processes a Socket.IO packet (b includes the leading '4').
 func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 	p, err := parseSocketPacket(b[1:])
@@ -592,6 +597,17 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 		}
 		c.id = sid
 		c.connected = true
+		// Events that came before the ack (see earlyEventLimit) are
+		// delivered first, in the order they arrived.
+		early := c.early
+		c.early = nil
+		for _, ev := range early {
+			c.seq++
+			ev.Seq = c.seq
+			if err := c.deliver(ev); err != nil {
+				return err
+			}
+		}
 		c.connectCh <- nil
 		return nil
 	case sioparser.CONNECT_ERROR:
@@ -599,12 +615,25 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 	case sioparser.DISCONNECT:
 		return ErrServerDisconnect
 	case sioparser.EVENT:
-		if !c.connected {
-			return protoErr(b, "EVENT before the namespace CONNECT was acknowledged")
-		}
 		name, args, err := parseEventData(p.data, !c.opts.SkipArgsValidation)
 		if err != nil {
 			return err
+		}
+		if !c.connected {
+			// zishang520's server (v3.0.6) adds a socket to its rooms
+			// before it writes the CONNECT ack, so a broadcast can overtake
+			// the ack. The official JavaScript client buffers such events
+			// until it is connected; so does this one, up to a bound.
+			if len(c.early) >= earlyEventLimit {
+				return protoErr(b, "more than %d EVENTs before the namespace CONNECT was acknowledged", earlyEventLimit)
+			}
+			ev := Event{Name: name, Args: args, Received: recv}
+			if p.hasID {
+				id := p.id
+				ev.AckID = &id
+			}
+			c.early = append(c.early, ev)
+			return nil
 		}
 		c.seq++
 		ev := Event{Name: name, Args: args, Received: recv, Seq: c.seq}

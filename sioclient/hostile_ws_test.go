@@ -3,6 +3,7 @@ package sioclient
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -133,5 +134,66 @@ func TestPollingBatchesRespectMaxPayload(t *testing.T) {
 	}
 	if packets != 20 {
 		t.Errorf("%d packets POSTed, want 20", packets)
+	}
+}
+
+// fakeEarlyServer sends n EVENTs before the CONNECT ack, as zishang520's
+// server can when a broadcast overtakes the ack.
+func fakeEarlyServer(t *testing.T, n int) string {
+	t.Helper()
+	return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		if ws.Write(ctx, websocket.MessageText, []byte(`0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)) != nil {
+			return
+		}
+		if _, _, err := ws.Read(ctx); err != nil { // CONNECT
+			return
+		}
+		for i := 0; i < n; i++ {
+			if ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `42["early",%d]`, i)) != nil {
+				return
+			}
+		}
+		if ws.Write(ctx, websocket.MessageText, []byte(`40{"sid":"x"}`)) != nil {
+			return
+		}
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`42["late"]`))
+		_, _, _ = ws.Read(ctx) // until the client goes away
+	})
+}
+
+func TestEventsBeforeConnectAckAreBuffered(t *testing.T) {
+	c, err := Dial(ctxT(t, 5*time.Second), Options{URL: fakeEarlyServer(t, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	for i, want := range []string{`early:0`, `early:1`, `early:2`, `late:`} {
+		ev, err := c.Next(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		var n []int
+		_ = json.Unmarshal(ev.Args, &n)
+		got := ev.Name + ":"
+		if len(n) == 1 {
+			got += fmt.Sprint(n[0])
+		}
+		if got != want || ev.Seq != uint64(i+1) {
+			t.Errorf("event %d = %s (seq %d), want %s (seq %d)", i, got, ev.Seq, want, i+1)
+		}
+	}
+}
+
+func TestEndlessEventsBeforeConnectAckAreAProtocolError(t *testing.T) {
+	_, err := Dial(ctxT(t, 5*time.Second), Options{URL: fakeEarlyServer(t, earlyEventLimit+1)})
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "before the namespace CONNECT") {
+		t.Fatalf("Dial: err = %v, want a ProtocolError about EVENTs before the CONNECT ack", err)
 	}
 }
