@@ -5,3 +5,21 @@
 // built with html/template from embedded templates, loads nothing from the
 // network, and escapes everything a server sent.
 package reports
+
+import "io"
+
+// errWriter keeps the first write error, so that a renderer can write
+// freely and return that error once at the end.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}

@@ -86,7 +86,7 @@ func loadValue(v float64, measured bool) string {
 // delivery accounting, latency table, generator self-check, thresholds and
 // the verdict.
 func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
-	ew := &loadErrWriter{w: w}
+	ew := &errWriter{w: w}
 	p := func(format string, a ...any) { fmt.Fprintf(ew, format, a...) }
 	p("chatspec load: run %s against %s, %.1fs, ended: %s", s.RunID, loadTargets(s), s.DurationSeconds, s.Ended)
 	if s.EndedDetail != "" {
@@ -150,20 +150,4 @@ func loadTargets(s *loadgen.Summary) string {
 		t = "the embedded reference server (" + t + ")"
 	}
 	return t
-}
-
-// loadErrWriter keeps the first write error so the renderers can report
-// it once at the end.
-type loadErrWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *loadErrWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
 }

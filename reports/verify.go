@@ -249,7 +249,7 @@ func VerifyProgressLine(c VerifyCase) string {
 // seen, the events the clients received), skips and findings, and one
 // verdict line.
 func WriteVerifyConsole(w io.Writer, r VerifyReport) error {
-	ew := &verifyErrWriter{w: w}
+	ew := &errWriter{w: w}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tGRADE\tOUTCOME\tTIME\tTITLE")
 	for _, c := range r.Cases {
@@ -331,20 +331,4 @@ func verifyIndent(s, prefix string) string {
 		lines[i] = prefix + lines[i]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// verifyErrWriter remembers the first write error so that a renderer can write
-// freely and return it at the end.
-type verifyErrWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *verifyErrWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
 }

@@ -19,6 +19,13 @@ import (
 // CONNECT, then calls after with the connection.
 func fakeWSServer(t *testing.T, after func(ctx context.Context, ws *websocket.Conn)) string {
 	t.Helper()
+	return fakeWSServerEarly(t, 0, after)
+}
+
+// fakeWSServerEarly is fakeWSServer that first sends early EVENTs before
+// the CONNECT ack, as zishang520's server can when a broadcast overtakes it.
+func fakeWSServerEarly(t *testing.T, early int, after func(ctx context.Context, ws *websocket.Conn)) string {
+	t.Helper()
 	return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -31,6 +38,11 @@ func fakeWSServer(t *testing.T, after func(ctx context.Context, ws *websocket.Co
 		}
 		if _, _, err := ws.Read(ctx); err != nil { // CONNECT
 			return
+		}
+		for i := 0; i < early; i++ {
+			if ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `42["early",%d]`, i)) != nil {
+				return
+			}
 		}
 		if ws.Write(ctx, websocket.MessageText, []byte(`40{"sid":"x"}`)) != nil {
 			return
@@ -137,31 +149,10 @@ func TestPollingBatchesRespectMaxPayload(t *testing.T) {
 	}
 }
 
-// fakeEarlyServer sends n EVENTs before the CONNECT ack, as zishang520's
-// server can when a broadcast overtakes the ack.
+// fakeEarlyServer sends n EVENTs before the CONNECT ack and one after.
 func fakeEarlyServer(t *testing.T, n int) string {
 	t.Helper()
-	return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.CloseNow()
-		ctx := r.Context()
-		if ws.Write(ctx, websocket.MessageText, []byte(`0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)) != nil {
-			return
-		}
-		if _, _, err := ws.Read(ctx); err != nil { // CONNECT
-			return
-		}
-		for i := 0; i < n; i++ {
-			if ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `42["early",%d]`, i)) != nil {
-				return
-			}
-		}
-		if ws.Write(ctx, websocket.MessageText, []byte(`40{"sid":"x"}`)) != nil {
-			return
-		}
+	return fakeWSServerEarly(t, n, func(ctx context.Context, ws *websocket.Conn) {
 		_ = ws.Write(ctx, websocket.MessageText, []byte(`42["late"]`))
 		_, _, _ = ws.Read(ctx) // until the client goes away
 	})
