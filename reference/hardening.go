@@ -43,6 +43,7 @@ func (s *Server) refusePacket(sess *session, args []any) {
 	select {
 	case <-w.(*slowReader).idle():
 	case <-timer.C:
+	case <-s.ctx.Done():
 	}
 }
 

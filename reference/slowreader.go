@@ -109,13 +109,25 @@ func (r *slowReader) written() {
 	}
 }
 
+// closed releases every idle waiter: a closed connection writes nothing
+// more, so waiting for it would only hold the waiter until its timeout.
+func (r *slowReader) closed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.idleWait {
+		close(w)
+	}
+	r.idleWait = nil
+	r.dropped = true
+}
+
 // idle returns a channel closed once every packet queued so far has been
-// written (or at once if nothing is queued).
+// written, or the connection closed (at once if nothing is queued).
 func (r *slowReader) idle() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ch := make(chan struct{})
-	if r.queuedN == 0 && r.inflightN == 0 {
+	if r.dropped || (r.queuedN == 0 && r.inflightN == 0) {
 		close(ch)
 	} else {
 		r.idleWait = append(r.idleWait, ch)
@@ -169,7 +181,10 @@ func (s *Server) watchSlowReader(args ...any) {
 	})
 	conn.On("flush", func(...any) { r.flushed() })
 	s.writers.Store(id, r)
-	conn.Once("close", func(...any) { s.writers.Delete(id) })
+	conn.Once("close", func(...any) {
+		s.writers.Delete(id)
+		r.closed()
+	})
 }
 
 // registerSlowReaderMetric exposes the count of connections the guard

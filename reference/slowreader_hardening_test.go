@@ -64,6 +64,24 @@ func TestSlowReaderUnit(t *testing.T) {
 		t.Fatal("idle not closed after the last write")
 	}
 
+	// A closed connection writes nothing more: its waiters are released,
+	// and later ones do not wait.
+	r.created(5)
+	r.flushed()
+	idle = r.idle()
+	r.closed()
+	select {
+	case <-idle:
+	default:
+		t.Fatal("idle not released by the close")
+	}
+	r.created(5)
+	select {
+	case <-r.idle():
+	default:
+		t.Fatal("idle waits on a closed connection")
+	}
+
 	dropped = nil
 	r = &slowReader{timeout: time.Second, now: clock.now, drop: func(reason string) { dropped = append(dropped, reason) }}
 	r.created(10)
