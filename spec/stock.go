@@ -39,9 +39,8 @@ var _ = Describe("The stock client", Label(framework.LabelStock, framework.Label
 		sc.expectEvent("connected")
 		observer.Await(ctx, "joined", framework.Listing(sc.user))
 		text := f.Text("stock says hi")
-		Expect(sc.sock.Emit("writeMessage", map[string]any{"message": text, "username": sc.user})).To(Succeed())
+		sc.writeUntilEchoed(text)
 		observer.AwaitMessage(ctx, text)
-		sc.expectMessage(text)
 	})
 
 	// STOCK-2 (strict): RECON-1 with the stock client: when its transport
@@ -159,19 +158,42 @@ func (sc *stockClient) expectEvent(name string) stockEvent {
 	return sc.expect(fmt.Sprintf("a %q event", name), func(e stockEvent) bool { return e.name == name })
 }
 
-func (sc *stockClient) expectMessage(text string) {
+// writeUntilEchoed writes text and waits for the client's own
+// messageWritten holding it. The stock client sometimes sends CONNECT twice
+// (shared/notes, client defect 3); the server then closes the connection
+// and the client reconnects by itself, so a write issued in that gap goes
+// out before the new session has joined and is rightly refused (SEC-2).
+// A "connected" seen before the echo marks such a reconnect: the write is
+// issued again, as an application would after rejoining, and the reconnect
+// is reported as a finding (it is the client's, not the server's).
+func (sc *stockClient) writeUntilEchoed(text string) {
 	GinkgoHelper()
-	sc.expect(fmt.Sprintf("a messageWritten containing %q", text), func(e stockEvent) bool {
-		if e.name != "messageWritten" || len(e.args) == 0 {
-			return false
+	const maxWrites = 3
+	for i := 1; ; i++ {
+		Expect(sc.sock.Emit("writeMessage", map[string]any{"message": text, "username": sc.user})).To(Succeed())
+		e := sc.expect(fmt.Sprintf("a messageWritten containing %q (or a reconnect)", text), func(e stockEvent) bool {
+			return e.name == "connected" || (e.name == "messageWritten" && stockHasMessage(e, text))
+		})
+		if e.name == "messageWritten" {
+			return
 		}
-		b, err := json.Marshal(e.args[0])
-		if err != nil {
-			return false
+		if i == maxWrites {
+			sc.f.Failf("the stock client (user %q) reconnected %d times before its message %q was echoed", sc.user, i, text)
 		}
-		p, err := framework.ParsePayload(b)
-		return err == nil && p.MessageIndex(text) >= 0
-	})
+		sc.f.Finding("the stock client reconnected before its write was echoed (write %d); writing again after its new `connected`", i)
+	}
+}
+
+func stockHasMessage(e stockEvent, text string) bool {
+	if len(e.args) == 0 {
+		return false
+	}
+	b, err := json.Marshal(e.args[0])
+	if err != nil {
+		return false
+	}
+	p, err := framework.ParsePayload(b)
+	return err == nil && p.MessageIndex(text) >= 0
 }
 
 func (sc *stockClient) expect(what string, match func(stockEvent) bool) stockEvent {
