@@ -52,6 +52,23 @@
 // target dying) ends every session at the stop, so the messages in flight
 // in the last W are owed to nobody rather than counted as lost.
 //
+// # Outages
+//
+// When sessions drop or connects fail, the engine probes the user's
+// target with a TCP connect; two failed probes 200 ms apart confirm an
+// outage of that target (each target separately). With Config.MaxOutage 0
+// the run ends there, as target_down. Otherwise the outage is recorded
+// (Engine.Outages, Summary.Outages), the target is probed every 100 ms
+// until it accepts connections again, users of a target known to be down
+// wait for it instead of dialing, and every other failed attempt is
+// retried with a capped, jittered backoff while the user is in its sending
+// phase. An outage longer than MaxOutage ends the run as target_down. The
+// accounting needs nothing special: a session that dropped owes nothing
+// whose window it did not live through, sends due while its user is away
+// are skipped, and a rejoined user is a new session owed only what is sent
+// after its `connected` (whose history, empty on a restarted in-memory
+// server, is known rather than new).
+//
 // Memory is bounded by the run, not by time: one bit per (message,
 // session) for duplicate detection, a few bytes per message, per session a
 // sorted (sender, last seq) list and the deliveries still inside their

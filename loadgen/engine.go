@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,15 @@ type Config struct {
 	// TickInterval is the period of the generator's clock probe; default
 	// 100ms.
 	TickInterval time.Duration
+	// MaxOutage is how long a target may stay down (refuse TCP
+	// connections) before the run ends as target_down. 0, the default,
+	// ends the run at the first confirmed outage: right for a CI gate.
+	// A positive value lets a run go through a restart or a rolling
+	// deploy: the outage is recorded (Engine.Outages), the engine keeps
+	// probing the target, users reconnect with a capped backoff while
+	// they are in their sending phase, and users whose target is known to
+	// be down wait for it to come back instead of dialing it.
+	MaxOutage time.Duration
 }
 
 // Outcome says how a run ended.
@@ -95,8 +105,51 @@ type Engine struct {
 
 	outMu   sync.Mutex
 	outcome Outcome
+	outages []Outage // guarded by outMu
 
-	probing atomic.Bool
+	targets []*target
+	stopCtx context.Context // cancelled by stop: ends probes in flight
+	stopCtl context.CancelFunc
+}
+
+// Outage is one period during which a target refused TCP connections:
+// from the first of two failed probes in a row to the first probe that
+// succeeded again.
+type Outage struct {
+	// Target is the target's URL, as Dial gave it.
+	Target string
+	// Start is the first failed probe, since the run's start.
+	Start time.Duration
+	// End is the first successful probe after it; valid when Ended.
+	End time.Duration
+	// Ended is false when the target was still down when the run ended.
+	Ended bool
+}
+
+// Probe timing: two failed TCP connects probeConfirm apart confirm an
+// outage; a target known to be down is probed every probeEvery (bounded:
+// one dial in flight per target), which is also the resolution of an
+// outage's end.
+const (
+	probeConfirm = 200 * time.Millisecond
+	probeEvery   = 100 * time.Millisecond
+	probeTimeout = time.Second
+	// maxBackoff caps the reconnect backoff (MaxOutage > 0) unless
+	// ChurnPause is longer, like a Socket.IO client's
+	// reconnectionDelayMax.
+	maxBackoff = 5 * time.Second
+)
+
+// target is the probe state of one distinct target URL.
+type target struct {
+	url  string
+	addr string // host:port to probe; "" when the URL cannot be parsed
+
+	mu      sync.Mutex
+	probing bool    // a probe goroutine runs (while down, until it is up)
+	down    bool    // an outage is confirmed and open
+	outage  int     // index of the open outage in Engine.outages
+	waiters []*user // users waiting for the target to come back
 }
 
 type user struct {
@@ -104,14 +157,16 @@ type user struct {
 	arr       Arrival
 	name      string
 	transport sioclient.Transport
+	target    int // index in Engine.targets
 
-	mu      sync.Mutex
-	rng     *rand.Rand
-	sess    *session
-	emitMu  sync.Mutex // serialises a user's writeMessage emits, so seq order is wire order
-	seq     uint32     // guarded by emitMu
-	leaving bool
-	sending bool // the send chain was started
+	mu       sync.Mutex
+	rng      *rand.Rand
+	sess     *session
+	emitMu   sync.Mutex // serialises a user's writeMessage emits, so seq order is wire order
+	seq      uint32     // guarded by emitMu
+	leaving  bool
+	sending  bool // the send chain was started
+	failures int  // connection attempts failed in a row (the backoff's exponent)
 }
 
 type session struct {
@@ -175,6 +230,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("%w: churn %v: want a fraction in [0,1]", ErrConfig, cfg.Churn)
 	case cfg.MessageSize < 0 || cfg.MessageSize > 1<<20:
 		return nil, fmt.Errorf("%w: message size %d: want 0 to 1 MiB", ErrConfig, cfg.MessageSize)
+	case cfg.MaxOutage < 0:
+		return nil, fmt.Errorf("%w: max outage %v must not be negative", ErrConfig, cfg.MaxOutage)
 	}
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = 10 * time.Second
@@ -208,6 +265,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, out: make(chan Result, 1<<14), wake: make(chan struct{}, 1), stopCh: make(chan struct{})}
 	pick := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	byURL := map[string]int{}
 	for i, a := range cfg.Arrivals {
 		if a.User != i {
 			return nil, fmt.Errorf("%w: arrival %d is for user %d: arrivals must be in user order", ErrConfig, i, a.User)
@@ -220,6 +278,18 @@ func New(cfg Config) (*Engine, error) {
 			}
 			x -= t.Weight
 		}
+		url := cfg.Dial(i).URL
+		ti, ok := byURL[url]
+		if !ok {
+			ti = len(e.targets)
+			byURL[url] = ti
+			t := &target{url: url}
+			if hp, err := hostPort(url); err == nil {
+				t.addr = hp
+			}
+			e.targets = append(e.targets, t)
+		}
+		u.target = ti
 		e.users = append(e.users, u)
 	}
 	return e, nil
@@ -227,6 +297,14 @@ func New(cfg Config) (*Engine, error) {
 
 // Start returns when the run started (zero before Run).
 func (e *Engine) Start() time.Time { return e.start }
+
+// Outages lists the targets' outages in the order they were confirmed;
+// complete once Run's channel is closed.
+func (e *Engine) Outages() []Outage {
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	return slices.Clone(e.outages)
+}
 
 // Outcome says how the run ended; valid once Run's channel is closed.
 func (e *Engine) Outcome() Outcome {
@@ -246,6 +324,7 @@ func (e *Engine) Run(ctx context.Context) <-chan Result {
 	e.start = time.Now()
 	e.startUnix = e.start.UnixNano()
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
+	e.stopCtx, e.stopCtl = context.WithCancel(context.Background())
 	for _, u := range e.users {
 		e.queue = append(e.queue, event{u.arr.At, evArrive, u}, event{u.arr.Leave, evLeave, u})
 		if e.cfg.Churn > 0 && u.rng.Float64() < e.cfg.Churn && u.arr.SendUntil > u.arr.At {
@@ -325,6 +404,7 @@ func (e *Engine) stop(ended, detail string) {
 		e.outcome = Outcome{Ended: ended, Detail: detail, End: e.now()}
 		e.outMu.Unlock()
 		close(e.stopCh)
+		e.stopCtl()
 		select {
 		case e.wake <- struct{}{}:
 		default:
@@ -418,6 +498,9 @@ func (e *Engine) dispatch(ev event) {
 	u := ev.u
 	switch ev.kind {
 	case evArrive:
+		if e.cfg.MaxOutage > 0 && e.park(u) {
+			return // the target is down: connect when it is back
+		}
 		e.wg.Add(1)
 		go e.connect(u, ev.at)
 	case evSend:
@@ -526,6 +609,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 		if err := e.cfg.Init(e.hardCtx, u.idx); err != nil {
 			fail(ConnectFailed, fmt.Errorf("init request: %w", err))
 			e.suspect(u)
+			e.retry(u)
 			return
 		}
 	}
@@ -538,6 +622,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 		if !e.stopping() {
 			fail(ConnectFailed, err)
 			e.suspect(u)
+			e.retry(u)
 		}
 		return
 	}
@@ -583,11 +668,21 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 		}
 		if !e.stopping() && !s.planned.Load() {
 			fail(JoinFailed, err)
-			// A Socket.IO client reconnects when the server drops it; so
-			// does a user whose join was cut off. (zishang520 servers do
-			// this now and then: see README, "What the load generator found".)
-			if back := e.now() + e.cfg.ChurnPause; dropped && back < u.arr.SendUntil {
-				e.push(event{back, evArrive, u})
+			switch {
+			case e.cfg.MaxOutage > 0:
+				// Riding out outages: every failed attempt is retried.
+				if dropped {
+					e.suspect(u)
+				}
+				e.retry(u)
+			case dropped:
+				// A Socket.IO client reconnects when the server drops it;
+				// so does a user whose join was cut off. (zishang520
+				// servers do this now and then: see README, "What the
+				// load generator found".)
+				if back := e.now() + e.cfg.ChurnPause; back < u.arr.SendUntil {
+					e.push(event{back, evArrive, u})
+				}
 			}
 		}
 		s.planned.Store(true)
@@ -596,6 +691,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 		u.mu.Lock()
 		start := !u.sending && !u.leaving
 		u.sending = true
+		u.failures = 0
 		u.mu.Unlock()
 		if start {
 			// A random phase within the first gap, so users that arrive
@@ -632,7 +728,9 @@ func (e *Engine) emitLeft(s *session, conn *sioclient.Conn, cause error) {
 		e.suspect(u)
 		// Reconnect as a Socket.IO client would (CONTRACT.md RECON-1); if
 		// the target is gone, the failing reconnects confirm it.
-		if back := r.At + e.cfg.ChurnPause; back < u.arr.SendUntil {
+		if e.cfg.MaxOutage > 0 {
+			e.retry(u)
+		} else if back := r.At + e.cfg.ChurnPause; back < u.arr.SendUntil {
 			e.push(event{back, evArrive, u})
 		}
 	}
@@ -663,39 +761,167 @@ func (s *session) onEvent(ev sioclient.Event) {
 	}
 }
 
-// suspect checks, once at a time, whether the user's target still accepts
-// TCP connections; two failed checks in a row end the run as target_down.
+// suspect checks whether the user's target still accepts TCP
+// connections, one probe goroutine per target at a time. Two failed
+// probes in a row confirm an outage: with MaxOutage 0 it ends the run as
+// target_down; otherwise it is recorded and the target is probed until it
+// accepts connections again or has been down longer than MaxOutage.
 func (e *Engine) suspect(u *user) {
-	if e.stopping() || !e.probing.CompareAndSwap(false, true) {
+	if e.stopping() {
 		return
 	}
-	addr := e.cfg.Dial(u.idx).URL
+	t := e.targets[u.target]
+	t.mu.Lock()
+	if t.probing || t.addr == "" {
+		t.mu.Unlock()
+		return
+	}
+	t.probing = true
+	t.mu.Unlock()
 	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer e.probing.Store(false)
-		host, err := hostPort(addr)
-		if err != nil {
+	go e.probe(t)
+}
+
+func (e *Engine) probe(t *target) {
+	defer e.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		t.probing = false
+		t.mu.Unlock()
+	}()
+	fails := 0
+	var first time.Duration // the first failed probe of this series
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		at := e.now()
+		d := net.Dialer{Timeout: probeTimeout}
+		c, err := d.DialContext(e.stopCtx, "tcp", t.addr)
+		if e.stopping() {
+			if c != nil {
+				c.Close()
+			}
 			return
 		}
-		var last error
-		for i := range 2 {
-			if i > 0 {
-				select {
-				case <-time.After(200 * time.Millisecond):
-				case <-e.stopCh:
-					return
-				}
-			}
-			c, err := net.DialTimeout("tcp", host, time.Second)
-			if err == nil {
-				c.Close()
+		if err == nil {
+			c.Close()
+			e.targetUp(t, at)
+			return
+		}
+		if fails++; fails == 1 {
+			first = at
+		}
+		if fails == 2 {
+			e.targetDown(t, first)
+			if e.cfg.MaxOutage == 0 {
+				e.stop(EndedTargetDown, fmt.Sprintf("target %s stopped accepting connections: %v", t.url, err))
 				return
 			}
-			last = err
 		}
-		e.stop(EndedTargetDown, fmt.Sprintf("target %s stopped accepting connections: %v", addr, last))
-	}()
+		if down := e.now() - first; fails >= 2 && down > e.cfg.MaxOutage {
+			e.stop(EndedTargetDown, fmt.Sprintf("target %s down for %v, longer than the allowed outage (max outage %v): %v",
+				t.url, down.Round(time.Millisecond), e.cfg.MaxOutage, err))
+			return
+		}
+		wait := probeEvery
+		if fails < 2 {
+			wait = probeConfirm
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-e.stopCh:
+			return
+		}
+	}
+}
+
+// targetDown opens an outage of t that started at start.
+func (e *Engine) targetDown(t *target, start time.Duration) {
+	e.outMu.Lock()
+	idx := len(e.outages)
+	e.outages = append(e.outages, Outage{Target: t.url, Start: start})
+	e.outMu.Unlock()
+	t.mu.Lock()
+	t.down, t.outage = true, idx
+	t.mu.Unlock()
+}
+
+// targetUp closes t's open outage, if any, at `at` and lets the users who
+// waited for t reconnect, spread over ChurnPause so they do not all
+// arrive in the same instant.
+func (e *Engine) targetUp(t *target, at time.Duration) {
+	t.mu.Lock()
+	if !t.down {
+		t.mu.Unlock()
+		return
+	}
+	t.down = false
+	idx, waiters := t.outage, t.waiters
+	t.waiters = nil
+	t.mu.Unlock()
+	e.outMu.Lock()
+	e.outages[idx].End, e.outages[idx].Ended = at, true
+	e.outMu.Unlock()
+	now := e.now()
+	for _, u := range waiters {
+		u.mu.Lock()
+		u.failures = 0
+		back := now + time.Duration(u.rng.Float64()*float64(e.cfg.ChurnPause))
+		ok := !u.leaving && back < u.arr.SendUntil
+		u.mu.Unlock()
+		if ok {
+			e.push(event{back, evArrive, u})
+		}
+	}
+}
+
+// park holds back a connection attempt of u while its target is known to
+// be down; targetUp schedules it again. It reports whether u was parked.
+func (e *Engine) park(u *user) bool {
+	t := e.targets[u.target]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.down {
+		return false
+	}
+	t.waiters = append(t.waiters, u)
+	return true
+}
+
+// retry schedules u's next connection attempt after a failed one or a
+// drop, when MaxOutage > 0: ChurnPause doubled per failure in a row up to
+// maxBackoff (or ChurnPause if longer), each wait drawn from its upper
+// half so a crowd that failed together does not retry together; only
+// while u is in its sending phase. With MaxOutage 0 it does nothing: a
+// failed connect is not retried.
+func (e *Engine) retry(u *user) {
+	if e.cfg.MaxOutage == 0 || e.stopping() {
+		return
+	}
+	u.mu.Lock()
+	d := backoff(e.cfg.ChurnPause, u.failures)
+	u.failures++
+	d = d/2 + time.Duration(u.rng.Int64N(int64(d/2)+1))
+	at := e.now() + d
+	ok := !u.leaving && at < u.arr.SendUntil
+	u.mu.Unlock()
+	if ok {
+		e.push(event{at, evArrive, u})
+	}
+}
+
+// backoff is pause doubled n times, capped at max(maxBackoff, pause).
+func backoff(pause time.Duration, n int) time.Duration {
+	ceiling := max(maxBackoff, pause)
+	d := pause
+	for range n {
+		if d >= ceiling/2 {
+			return ceiling
+		}
+		d *= 2
+	}
+	return min(d, ceiling)
 }
 
 func hostPort(raw string) (string, error) {

@@ -53,6 +53,7 @@ type runOpts struct {
 	window     time.Duration
 	churn      float64
 	transports []TransportShare
+	maxOutage  time.Duration
 }
 
 func defaults(o runOpts) runOpts {
@@ -93,6 +94,7 @@ func newEngine(t *testing.T, url string, o runOpts) (*Engine, *Metrics) {
 		Transports:  o.transports,
 		Seed:        1,
 		StopTimeout: 3 * time.Second,
+		MaxOutage:   o.maxOutage,
 		Dial: func(int) sioclient.Options {
 			return sioclient.Options{URL: url, ConnectTimeout: 5 * time.Second}
 		},
@@ -131,6 +133,19 @@ func unexplained(s *Summary) []ErrorCount {
 		}
 	}
 	return out
+}
+
+// await polls cond until it holds or d has passed, and reports whether it
+// held. For conditions on counters, which have no event to wait for.
+func await(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 func mustThresholds(t *testing.T, exprs ...string) []threshold.Threshold {
@@ -275,15 +290,18 @@ func TestInterruptStopsCleanlyWithPartialReport(t *testing.T) {
 	url := startReference(t)
 	e, m := newEngine(t, url, runOpts{users: 10, dur: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
+	reached := make(chan bool, 1)
 	go func() {
-		// Cancel once some messages have been delivered.
-		for m.Live().Delivered < 20 {
-			time.Sleep(20 * time.Millisecond)
-		}
+		// Cancel once some messages have been delivered (or, failing
+		// that, after a bound, so the test cannot hang).
+		reached <- await(20*time.Second, func() bool { return m.Live().Delivered >= 20 })
 		cancel()
 	}()
 	began := time.Now()
 	s := e.Execute(ctx, m, true)
+	if !<-reached {
+		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
+	}
 	if took := time.Since(began); took > 20*time.Second {
 		t.Errorf("interrupted run took %v", took)
 	}
@@ -302,20 +320,27 @@ func TestInterruptStopsCleanlyWithPartialReport(t *testing.T) {
 func TestTargetDyingEndsTheRun(t *testing.T) {
 	srv := startFaulty(t, faultychat.Faults{})
 	e, m := newEngine(t, srv.URL(), runOpts{users: 8, dur: time.Minute})
+	reached := make(chan bool, 1)
 	go func() {
-		for m.Live().Delivered < 20 {
-			time.Sleep(20 * time.Millisecond)
-		}
+		reached <- await(20*time.Second, func() bool { return m.Live().Delivered >= 20 })
 		srv.Close()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := e.Execute(ctx, m, true)
+	if !<-reached {
+		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
+	}
 	if s.Ended != EndedTargetDown {
 		t.Fatalf("ended = %q (%s), want target_down", s.Ended, s.EndedDetail)
 	}
-	if !strings.Contains(s.EndedDetail, srv.URL()) {
-		t.Errorf("detail %q does not name the target", s.EndedDetail)
+	if !strings.Contains(s.EndedDetail, srv.URL()) || !strings.Contains(s.EndedDetail, "stopped accepting connections") {
+		t.Errorf("detail %q does not name the target and what happened", s.EndedDetail)
+	}
+	// The default (no MaxOutage) ends the run at the first outage, and the
+	// report still says when it began.
+	if len(s.Outages) != 1 || s.Outages[0].Target != srv.URL() || s.Outages[0].EndS != nil {
+		t.Errorf("outages = %+v, want one open outage of %s", s.Outages, srv.URL())
 	}
 	if s.Users.Dropped == 0 {
 		t.Errorf("no dropped sessions recorded")

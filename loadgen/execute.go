@@ -18,7 +18,8 @@ func (e *Engine) Execute(ctx context.Context, m *Metrics, embedded bool) *Summar
 	}
 	cpu1, rss := processUsage()
 	o := e.Outcome()
-	s := &Summary{Ended: o.Ended, EndedDetail: o.Detail, RunID: e.cfg.RunID, Started: e.start.UTC()}
+	s := &Summary{Ended: o.Ended, EndedDetail: o.Detail, RunID: e.cfg.RunID, Started: e.start.UTC(),
+		Outages: SummarizeOutages(e.Outages(), o.End)}
 	wall := time.Since(e.start)
 	m.Close(o.End, Usage{CPU: cpu1 - cpu0, Wall: wall, MaxRSS: rss, Cores: runtime.GOMAXPROCS(0), Embedded: embedded}, s)
 	return s

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -216,6 +217,13 @@ func (m *Metrics) lagSample(d time.Duration) {
 	m.ivLag = max(m.ivLag, d)
 }
 
+// volatile matches what differs per connection in error texts (Engine.IO
+// session IDs, the ephemeral local port of "read tcp A:PORT->B"), so that
+// one failure met by many connections, as when a target dies under
+// polling users, is one row of the error table rather than one per
+// connection.
+var volatile = regexp.MustCompile(`sid=[A-Za-z0-9_-]+|tcp \S+:[0-9]+->`)
+
 // maxErrorKinds bounds the error table: a server failing in a new way per
 // connection must not grow memory without bound.
 const maxErrorKinds = 50
@@ -225,6 +233,12 @@ func (m *Metrics) addError(r Result) {
 	if r.Err != nil {
 		msg = r.Err.Error()
 	}
+	msg = volatile.ReplaceAllStringFunc(msg, func(v string) string {
+		if strings.HasPrefix(v, "sid=") {
+			return "sid=…"
+		}
+		return v[:strings.LastIndexByte(v, ':')] + ":…->"
+	})
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
 	}

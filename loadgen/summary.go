@@ -25,6 +25,9 @@ type Summary struct {
 	Messages        MessagesSummary  `json:"messages"`
 	LatencyMS       LatencySet       `json:"latency_ms"`
 	Generator       GeneratorSummary `json:"generator"`
+	// Outages lists the periods a target refused connections, in the
+	// order they began (see Config.MaxOutage).
+	Outages []OutageSummary `json:"outages"`
 	// Errors counts errors by kind and message (at most 50 distinct).
 	Errors []ErrorCount `json:"errors"`
 	// PerSender lists senders with any loss, duplicate or reordering (worst
@@ -50,6 +53,41 @@ type ConfigSummary struct {
 	DeliveryWindowSeconds float64            `json:"delivery_window_seconds"`
 	Churn                 float64            `json:"churn"`
 	Transports            map[string]float64 `json:"transports"`
+	// MaxOutageSeconds is how long a target could stay down before the
+	// run ended (0: the first outage ended it).
+	MaxOutageSeconds float64 `json:"max_outage_seconds"`
+}
+
+// OutageSummary is one outage of a target: from the first of two failed
+// TCP probes in a row to the first probe that succeeded again.
+type OutageSummary struct {
+	Target string `json:"target"`
+	// StartS and EndS are seconds since the run's start; EndS is nil when
+	// the target was still down when the run ended.
+	StartS float64  `json:"start_s"`
+	EndS   *float64 `json:"end_s"`
+	// DurationMS is EndS − StartS, or up to the run's end while still down.
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// SummarizeOutages turns the engine's outages into their summary form;
+// an outage still open counts up to end, the run's end.
+func SummarizeOutages(list []Outage, end time.Duration) []OutageSummary {
+	out := make([]OutageSummary, 0, len(list))
+	for _, o := range list {
+		// Milliseconds are the probes' resolution at best: no more digits.
+		start, stop := o.Start.Round(time.Millisecond), end.Round(time.Millisecond)
+		secs := func(d time.Duration) float64 { return float64(d/time.Millisecond) / 1000 } // 6.887, not 6.8870000000000005
+		r := OutageSummary{Target: o.Target, StartS: secs(start)}
+		if o.Ended {
+			stop = o.End.Round(time.Millisecond)
+			e := secs(stop)
+			r.EndS = &e
+		}
+		r.DurationMS = float64(max(stop-start, 0) / time.Millisecond)
+		out = append(out, r)
+	}
+	return out
 }
 
 // UsersSummary counts simulated users and their sessions.
@@ -210,6 +248,19 @@ func (s *Summary) Metric(name string) (float64, bool) {
 		return 0, true
 	case "generator.max_schedule_lag":
 		return s.Generator.MaxScheduleLagMS, true
+	case "outage.count":
+		return float64(len(s.Outages)), true
+	case "outage.max", "outage.total":
+		// Measured even with no outage: "the longest outage" of a run
+		// without one is 0, which any outage.max<… gate should pass.
+		var longest, total float64
+		for _, o := range s.Outages {
+			longest, total = max(longest, o.DurationMS), total+o.DurationMS
+		}
+		if name == "outage.max" {
+			return longest, true
+		}
+		return total, true
 	}
 	return 0, false
 }

@@ -100,7 +100,15 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 	p("messages  sent %d (send errors %d, skipped %d)\n", m.Sent, m.SendErrors, m.Skipped)
 	p("delivery  expected %d, delivered %d, lost %d (%.4f%%), duplicated %d, reordered %d\n",
 		m.ExpectedDeliveries, m.Delivered, m.Lost, 100*m.LossRatio, m.Duplicated, m.Reordered)
-	p("          not owed %d (joined after or left within the window), unconfirmed sends %d\n\n", m.Unexpected, m.Unconfirmed)
+	p("          not owed %d (joined after or left within the window), unconfirmed sends %d\n", m.Unexpected, m.Unconfirmed)
+	for i, o := range s.Outages {
+		label := "outages  "
+		if i > 0 {
+			label = "         "
+		}
+		p("%s %s\n", label, outageText(o))
+	}
+	p("\n")
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "latency (ms)\tcount\tp50\tp90\tp99\tp99.9\tmax\t")
 	for _, row := range []struct {
@@ -142,6 +150,21 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 	}
 	p("\nverdict: %s\n", strings.ToUpper(s.Verdict))
 	return ew.err
+}
+
+// outageText says when a target was down, in seconds since the start.
+func outageText(o loadgen.OutageSummary) string {
+	if o.EndS == nil {
+		return fmt.Sprintf("%s down from %.1fs, still down at the end (%s)", o.Target, o.StartS, outageDuration(o.DurationMS))
+	}
+	return fmt.Sprintf("%s down from %.1fs to %.1fs (%s)", o.Target, o.StartS, *o.EndS, outageDuration(o.DurationMS))
+}
+
+func outageDuration(ms float64) string {
+	if ms < 1000 {
+		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
+	}
+	return strconv.FormatFloat(ms/1000, 'f', 1, 64) + "s"
 }
 
 func loadTargets(s *loadgen.Summary) string {

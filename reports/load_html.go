@@ -25,17 +25,19 @@ var loadHTML = template.Must(template.New("load").Funcs(template.FuncMap{
 	"mib":  func(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 0, 64) + " MiB" },
 	"val":  loadValue,
 	"join": strings.Join,
+	"dur":  outageDuration,
 }).Parse(loadHTMLSource))
 
 // WriteLoadHTML writes report.html: one self-contained file with inline CSS
 // and inline SVG charts (latency percentiles over time, users connected,
-// messages per second, errors); no scripts, nothing loaded from the network.
+// messages per second, errors), target outages shaded on every chart; no
+// scripts, nothing loaded from the network.
 func WriteLoadHTML(w io.Writer, s *loadgen.Summary) error {
 	return loadHTML.Execute(w, struct {
 		*loadgen.Summary
 		TargetsText string
 		Charts      []loadChart
-	}{s, loadTargets(s), loadCharts(s.Timeline)})
+	}{s, loadTargets(s), loadCharts(s.Timeline, s.Outages, s.DurationSeconds)})
 }
 
 // Chart geometry, in SVG user units.
@@ -49,6 +51,7 @@ const (
 type loadChart struct {
 	Title  string
 	Series []loadSeries
+	Bands  []loadBand // outages
 	YTicks []loadTick
 	XTicks []loadTick
 	Empty  bool
@@ -64,6 +67,13 @@ type loadSeries struct {
 	Points string
 }
 
+// loadBand is a shaded span of a chart's x axis: a target's outage.
+type loadBand struct {
+	X, W  float64
+	Y, H  int
+	Label string
+}
+
 type loadTick struct {
 	Pos   float64
 	Label string
@@ -75,7 +85,7 @@ type rawSeries struct {
 	ys    []float64
 }
 
-func loadCharts(tl []loadgen.Interval) []loadChart {
+func loadCharts(tl []loadgen.Interval, outages []loadgen.OutageSummary, end float64) []loadChart {
 	xs := make([]float64, len(tl))
 	pick := func(f func(loadgen.Interval) float64) []float64 {
 		out := make([]float64, len(tl))
@@ -98,7 +108,7 @@ func loadCharts(tl []loadgen.Interval) []loadChart {
 	for i, iv := range tl {
 		xs[i] = iv.T
 	}
-	return []loadChart{
+	charts := []loadChart{
 		buildChart("Fan-out latency per interval (ms)", xs,
 			rawSeries{"p50", "#2b7bb9", pick(func(i loadgen.Interval) float64 { return i.FanoutP50 })},
 			rawSeries{"p90", "#e69f00", pick(func(i loadgen.Interval) float64 { return i.FanoutP90 })},
@@ -118,6 +128,34 @@ func loadCharts(tl []loadgen.Interval) []loadChart {
 			rawSeries{"lag max", "#6a4c93", pick(func(i loadgen.Interval) float64 { return i.ScheduleLagMax })},
 		),
 	}
+	for i := range charts {
+		charts[i].Bands = outageBands(xs, outages, end)
+	}
+	return charts
+}
+
+// outageBands places each outage on the charts' x axis (clipped to it);
+// an outage still open at the end reaches the run's end.
+func outageBands(xs []float64, outages []loadgen.OutageSummary, end float64) []loadBand {
+	if len(xs) == 0 {
+		return nil
+	}
+	xmax := xs[len(xs)-1]
+	if xmax <= 0 {
+		xmax = 1
+	}
+	sx := func(x float64) float64 { return chartLeft + math.Min(math.Max(x, 0), xmax)/xmax*chartPlotW }
+	var bands []loadBand
+	for _, o := range outages {
+		stop, label := end, fmt.Sprintf("%s down from %.1fs, still down at the end", o.Target, o.StartS)
+		if o.EndS != nil {
+			stop, label = *o.EndS, fmt.Sprintf("%s down from %.1fs to %.1fs", o.Target, o.StartS, *o.EndS)
+		}
+		x0, x1 := sx(o.StartS), sx(stop)
+		// At least a pixel wide, so a short outage on a long run shows.
+		bands = append(bands, loadBand{X: round1(x0), W: round1(math.Max(x1-x0, 1)), Y: chartTop, H: chartPlotH, Label: label})
+	}
+	return bands
 }
 
 func buildChart(title string, xs []float64, series ...rawSeries) loadChart {
@@ -158,6 +196,9 @@ func buildChart(title string, xs []float64, series ...rawSeries) loadChart {
 	}
 	return c
 }
+
+// round1 keeps one decimal, as the chart lines do.
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten, so axis labels
 // are round numbers; 0 becomes 1.

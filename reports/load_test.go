@@ -31,9 +31,10 @@ func loadFixture(t *testing.T) *loadgen.Summary {
 		Config: loadgen.ConfigSummary{
 			Targets: []string{"http://127.0.0.1:3000"}, Users: 100, Ramp: "5s", Duration: "5s",
 			MessageInterval: "1s", Pacing: "poisson mean 1s", MessageSize: 64, DeliveryWindowSeconds: 2,
-			Transports: map[string]float64{"websocket": 0.8, "polling": 0.2},
+			Transports: map[string]float64{"websocket": 0.8, "polling": 0.2}, MaxOutageSeconds: 10,
 		},
-		Users: loadgen.UsersSummary{Planned: 100, Connected: 99, ConnectErrors: 1, PeakConnected: 99, Sessions: 99},
+		Outages: []loadgen.OutageSummary{{Target: "http://127.0.0.1:3000", StartS: 1.5, EndS: ptr(2.3), DurationMS: 800}},
+		Users:   loadgen.UsersSummary{Planned: 100, Connected: 99, ConnectErrors: 1, PeakConnected: 99, Sessions: 99},
 		Messages: loadgen.MessagesSummary{Sent: 500, ExpectedDeliveries: 49500, Delivered: 44550, Lost: 4950,
 			Duplicated: 3, Reordered: 2, Unexpected: 120, LossRatio: 0.1, DeliveryRatio: 0.9},
 		LatencyMS: loadgen.LatencySet{
@@ -61,6 +62,8 @@ func loadFixture(t *testing.T) *loadgen.Summary {
 	s.ApplyThresholds(l)
 	return s
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
@@ -130,7 +133,7 @@ func TestLoadJSONHasTheDocumentedFields(t *testing.T) {
 		"verdict", "users.planned", "users.connected", "users.connect_errors",
 		"messages.sent", "messages.expected_deliveries", "messages.delivered", "messages.lost", "messages.duplicated", "messages.reordered",
 		"latency_ms.connect.p50", "latency_ms.join.p90", "latency_ms.fanout.p99", "latency_ms.fanout.p999", "latency_ms.fanout.max", "latency_ms.fanout.count",
-		"generator.cpu_seconds", "generator.max_schedule_lag_ms", "generator.saturated",
+		"generator.cpu_seconds", "generator.max_schedule_lag_ms", "generator.saturated", "config.max_outage_seconds",
 	} {
 		var v any = doc
 		for _, k := range strings.Split(path, ".") {
@@ -144,6 +147,9 @@ func TestLoadJSONHasTheDocumentedFields(t *testing.T) {
 		if v == nil {
 			t.Errorf("summary.json lacks %s", path)
 		}
+	}
+	if o, ok := doc["outages"].([]any); !ok || len(o) != 1 {
+		t.Errorf("outages = %v, want the fixture's one", doc["outages"])
 	}
 	th, ok := doc["thresholds"].([]any)
 	if !ok || len(th) != 4 {
@@ -240,5 +246,56 @@ func TestLoadRenderersReturnWriteErrors(t *testing.T) {
 				t.Errorf("%s: no error from a writer failing after %d writes", name, after)
 			}
 		}
+	}
+}
+
+// TestLoadReportsSayATargetIsStillDown: an outage open at the end (the
+// run ended target_down) is null in summary.json and said as such on the
+// console and in report.html, its band reaching the end of the charts.
+func TestLoadReportsSayATargetIsStillDown(t *testing.T) {
+	s := loadFixture(t)
+	s.Ended, s.EndedDetail = loadgen.EndedTargetDown, "target http://127.0.0.1:3000 down for 10s, longer than the allowed outage (max outage 10s)"
+	s.Outages = append(s.Outages, loadgen.OutageSummary{Target: "http://127.0.0.1:3001", StartS: 2.5, DurationMS: 10000})
+	var js, console, html bytes.Buffer
+	if err := WriteLoadJSON(&js, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLoadConsole(&console, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLoadHTML(&html, s); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Outages []map[string]any `json:"outages"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Outages) != 2 {
+		t.Fatalf("outages = %v, want 2", doc.Outages)
+	}
+	if end, ok := doc.Outages[1]["end_s"]; !ok || end != nil || doc.Outages[1]["duration_ms"] != 10000.0 {
+		t.Errorf("open outage = %v, want end_s null and the duration so far", doc.Outages[1])
+	}
+	for _, want := range []string{
+		"outages   http://127.0.0.1:3000 down from 1.5s to 2.3s (800ms)\n",
+		"          http://127.0.0.1:3001 down from 2.5s, still down at the end (10.0s)\n",
+	} {
+		if !strings.Contains(console.String(), want) {
+			t.Errorf("console lacks %q:\n%s", want, console.String())
+		}
+	}
+	h := html.String()
+	if !strings.Contains(h, "<td>http://127.0.0.1:3001</td><td>2.5 s</td><td>still down at the end</td><td>10.0s</td>") {
+		t.Errorf("report.html does not list the open outage")
+	}
+	// 5 charts, 2 outages each; the open one runs to the right edge
+	// (x 628: the timeline ends at 3s, before the run's end).
+	if got := strings.Count(h, `<rect class="outage"`); got != 10 {
+		t.Errorf("%d outage bands, want 10", got)
+	}
+	if !strings.Contains(h, `<rect class="outage" x="532.7" y="12" width="95.3" height="180"><title>http://127.0.0.1:3001 down from 2.5s, still down at the end</title>`) {
+		t.Errorf("the open outage's band is not drawn to the end of the chart:\n%s", h)
 	}
 }

@@ -50,10 +50,18 @@ Examples:
       --threshold 'fanout.p99<250ms' --threshold 'delivery.loss_ratio<0.001' --report-dir out/
   chatspec load --target http://node1:3000 --target http://node2:3000 --stages 30s:500,2m:500,30s:0
   chatspec load --transport-mix websocket=0.7,polling=0.2,upgrade=0.1 --churn 0.1
+  chatspec load --target http://127.0.0.1:3000 --duration 5m --max-outage 30s \
+      --threshold 'outage.max<10s' --threshold 'delivery.lost==0'   # ride out a restart
+
+A target that stops accepting connections ends the run (exit 3) unless
+--max-outage allows it to be down that long: then the outage is reported
+(summary.json "outages", thresholds outage.count / outage.max), users
+reconnect when it is back, and the run goes on.
 
 Exit codes: 0 every threshold held; 1 a threshold was crossed; 2 usage error
-or target unreachable (nothing ran); 3 the run ended early (Ctrl-C, or the
-target died): the report holds what was measured; 4 chatspec itself failed.
+or target unreachable (nothing ran); 3 the run ended early (Ctrl-C, or a
+target down longer than --max-outage): the report holds what was measured;
+4 chatspec itself failed.
 
 Flags:
 `
@@ -83,6 +91,7 @@ type loadFlags struct {
 	progress     string
 	stopTimeout  time.Duration
 	historyLimit int
+	maxOutage    time.Duration
 
 	plan  loadgen.Plan
 	pacer loadgen.Pacer
@@ -119,6 +128,7 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	fs.StringVar(&l.runID, "run-id", "", "tag for this run's message texts, 1-16 of [a-z0-9] (default: random)")
 	fs.StringVar(&l.progress, "progress", "auto", "live progress bars on stderr: auto (when stderr is a terminal), on or off")
 	fs.DurationVar(&l.stopTimeout, "stop-timeout", 5*time.Second, "after the run (or Ctrl-C), time given to connections to close before they are aborted")
+	fs.DurationVar(&l.maxOutage, "max-outage", 0, "how long a target may refuse connections before the run ends as target_down; 0 ends it at the first outage, more rides out restarts (users reconnect, the outage is reported)")
 	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -217,6 +227,9 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	case "auto", "on", "off":
 	default:
 		return nil, fmt.Errorf("--progress %q: want auto, on or off", l.progress)
+	}
+	if l.maxOutage < 0 {
+		return nil, fmt.Errorf("--max-outage %v: must not be negative", l.maxOutage)
 	}
 	if l.historyLimit <= 0 {
 		return nil, fmt.Errorf("--history-limit %d: must be positive", l.historyLimit)
@@ -358,6 +371,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Dial:        l.target.DialOptions,
 		Init:        initFn,
 		StopTimeout: l.stopTimeout,
+		MaxOutage:   l.maxOutage,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
@@ -418,6 +432,7 @@ func loadConfigSummary(l *loadFlags, embedded bool, users int) loadgen.ConfigSum
 		DeliveryWindowSeconds: l.window.Seconds(),
 		Churn:                 l.churn,
 		Transports:            map[string]float64{},
+		MaxOutageSeconds:      l.maxOutage.Seconds(),
 	}
 	if len(l.plan.Stages) > 0 {
 		c.Stages = loadgen.FormatStages(l.plan.Stages)

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatspec/chatspec/reference"
 )
 
 // quickLoad is a short embedded run: 6 users for about 3 seconds.
@@ -40,6 +45,7 @@ func TestLoadUsageErrors(t *testing.T) {
 		{"bad target", []string{"--target", "ftp://x"}, "--target"},
 		{"zero users", []string{"--users", "0"}, "--users 0"},
 		{"stray argument", []string{"now"}, "unexpected argument"},
+		{"negative max outage", []string{"--max-outage", "-1s"}, "--max-outage -1s: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,5 +164,136 @@ func TestLoadProgressBarsRender(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("progress output lacks %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// signalWriter collects output and closes seen once it contains marker:
+// the test's cue that the run has started.
+type signalWriter struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	marker string
+	seen   chan struct{}
+}
+
+func newSignalWriter(marker string) *signalWriter {
+	return &signalWriter{marker: marker, seen: make(chan struct{})}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := strings.Contains(w.b.String(), w.marker)
+	n, err := w.b.Write(p)
+	if !had && strings.Contains(w.b.String(), w.marker) {
+		close(w.seen)
+	}
+	return n, err
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func startReferenceAt(t *testing.T, addr string) (*reference.Running, error) {
+	cfg := reference.DefaultConfig()
+	cfg.Addr = addr
+	cfg.Rate = 0
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		srv, err := reference.Start(context.Background(), cfg)
+		// The old port may briefly be some reconnect's ephemeral port.
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return srv, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// outageRun runs `chatspec load` against a reference server that is
+// stopped 1.5s into the run and, when back > 0, started again on the same
+// port that much later. It returns the exit code, the outputs and the
+// server to stop at the end (nil if none runs).
+func outageRun(t *testing.T, back time.Duration, args ...string) (int, string, string, *reference.Running) {
+	t.Helper()
+	srv, err := startReferenceAt(t, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL(), "http://")
+	stdout, stderr := newSignalWriter("chatspec load: run "), newSignalWriter("")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	restarted := make(chan *reference.Running, 1)
+	go func() {
+		var next *reference.Running
+		defer func() { restarted <- next }()
+		select {
+		case <-stdout.seen:
+		case <-ctx.Done():
+			return
+		}
+		// The scenario's timing: users join and chat, the server goes
+		// away, and comes back after `back`.
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+		if srv.Stop(ctx) != nil || back <= 0 {
+			return
+		}
+		select {
+		case <-time.After(back):
+		case <-ctx.Done():
+			return
+		}
+		next, _ = startReferenceAt(t, addr)
+	}()
+	code := run(ctx, append([]string{"load", "--target", srv.URL(), "--progress", "off"}, args...), stdout, stderr)
+	cancel()
+	return code, stdout.String(), stderr.String(), <-restarted
+}
+
+func TestLoadRidesOutARestartWithMaxOutage(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr, srv := outageRun(t, time.Second, "--users", "6", "--ramp", "200ms", "--duration", "4s",
+		"--message-interval", "200ms", "--delivery-window", "1s", "--churn-pause", "300ms", "--max-outage", "10s",
+		"--threshold", "outage.count==1", "--threshold", "outage.max<3s", "--threshold", "delivery.lost==0", "--report-dir", dir)
+	if srv != nil {
+		defer srv.Stop(context.Background())
+	}
+	if code != ExitOK {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitOK, stdout, stderr)
+	}
+	doc := readSummary(t, dir)
+	outages, _ := doc["outages"].([]any)
+	if len(outages) != 1 || outages[0].(map[string]any)["end_s"] == nil {
+		t.Errorf("outages = %v, want one that ended", doc["outages"])
+	}
+	if doc["config"].(map[string]any)["max_outage_seconds"] != 10.0 {
+		t.Errorf("config = %v, want max_outage_seconds 10", doc["config"])
+	}
+	if !strings.Contains(stdout, "outages   http://") {
+		t.Errorf("the console does not list the outage:\n%s", stdout)
+	}
+}
+
+func TestLoadOutageLongerThanMaxOutageExitsThree(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr, _ := outageRun(t, 0, "--users", "6", "--ramp", "200ms", "--duration", "1m",
+		"--message-interval", "200ms", "--max-outage", "500ms", "--report-dir", dir)
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitInterrupted, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "ended early (target_down)") || !strings.Contains(stderr, "longer than the allowed outage (max outage 500ms)") {
+		t.Errorf("stderr does not say why the run ended: %q", stderr)
+	}
+	doc := readSummary(t, dir)
+	outages, _ := doc["outages"].([]any)
+	if doc["ended"] != "target_down" || len(outages) != 1 || outages[0].(map[string]any)["end_s"] != nil {
+		t.Errorf("ended %v outages %v, want target_down with one open outage", doc["ended"], doc["outages"])
 	}
 }

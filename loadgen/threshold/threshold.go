@@ -11,7 +11,7 @@
 //	threshold  = metric op value
 //	metric     = group "." field            ; must name a known metric, see Metrics
 //	group      = "connect" | "join" | "fanout" | "echo" | "delivery"
-//	           | "messages" | "users" | "errors" | "generator"
+//	           | "messages" | "users" | "errors" | "generator" | "outage"
 //	field      = letter { letter | digit | "_" }
 //	op         = "<" | "<=" | ">" | ">=" | "==" | "!="
 //	value      = duration | percent | number | bool
@@ -144,6 +144,9 @@ var Metrics = func() map[string]Kind {
 		"errors.total":               Count,
 		"generator.saturated":        Flag,
 		"generator.max_schedule_lag": Latency,
+		"outage.count":               Count,
+		"outage.max":                 Latency,
+		"outage.total":               Latency,
 	}
 	for _, g := range latencyGroups {
 		for _, f := range latencyFields {
@@ -280,7 +283,7 @@ func suggest(name string) string {
 		}
 	}
 	if len(same) == 0 {
-		return " (groups: connect, join, fanout, echo, delivery, messages, users, errors, generator)"
+		return " (groups: connect, join, fanout, echo, delivery, messages, users, errors, generator, outage)"
 	}
 	return " (known in " + group + ": " + strings.Join(same, ", ") + ")"
 }

@@ -34,6 +34,9 @@ type Faults struct {
 	// user list to every socket, O(users²) bytes per join wave. For
 	// measuring the generator at 10,000 users, not for conformance.
 	QuietPresence bool
+	// Addr is the address to listen on; default "127.0.0.1:0" (a free
+	// port). A test restarts a server on the port of one it closed.
+	Addr string
 	// PingInterval and PingTimeout are the Engine.IO heartbeat; default
 	// 2s each, so tests notice dead clients quickly.
 	PingInterval, PingTimeout time.Duration
@@ -69,12 +72,16 @@ type delayed struct {
 	list []message
 }
 
-// Start listens on a free loopback port and serves until Close.
+// Start listens on f.Addr (a free loopback port by default) and serves
+// until Close.
 func Start(f Faults) (*Server, error) {
 	if f.HistoryLimit <= 0 {
 		f.HistoryLimit = 50
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if f.Addr == "" {
+		f.Addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
 		return nil, err
 	}

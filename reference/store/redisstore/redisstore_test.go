@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,13 +84,7 @@ func TestContract(t *testing.T) {
 }
 
 func TestNewValidatesOptions(t *testing.T) {
-	// A port nothing listens on: take one and release it.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadURL := "redis://" + l.Addr().String() + "/0"
-	l.Close()
+	deadURL := redistest.DeadURL(t)
 
 	for _, tc := range []struct {
 		name    string

@@ -171,6 +171,17 @@ func ping(addr string) error {
 	return nil
 }
 
+// DeadURL returns a redis:// URL of a loopback port that nothing listens
+// on (taken and released), for tests of an unreachable Redis.
+func DeadURL(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("redistest: finding a free port: %v", err)
+	}
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

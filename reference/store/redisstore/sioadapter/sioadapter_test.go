@@ -273,12 +273,7 @@ func classicBuilder(url string) func(t *testing.T, prefix string) socket.Adapter
 }
 
 func TestNewValidatesOptions(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadURL := "redis://" + l.Addr().String() + "/0"
-	l.Close()
+	deadURL := redistest.DeadURL(t)
 	for _, tc := range []struct {
 		name    string
 		opts    Options
