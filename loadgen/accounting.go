@@ -20,6 +20,12 @@ import (
 // session counts like any other (CONTRACT.md MSG-1: every joined socket,
 // the sender included, receives messageWritten).
 //
+// A lost delivery is trailing when the session saw nothing sent after it
+// (no message with a later intended time reached it before it left): the
+// server was behind, or had stopped sending to that session, when it left,
+// so the message may have been queued rather than dropped. Every other
+// lost delivery is a gap: something sent later arrived, this never did.
+//
 // A duplicate is a message a session saw as new a second time; a
 // reordering is a message from a sender whose seq is below one the session
 // already saw from that sender. Both are attributed to the sender.
@@ -48,6 +54,7 @@ type sessionState struct {
 	ended   bool
 	abrupt  bool
 	endAt   time.Duration
+	maxSeen time.Duration // latest intended time among messages it received
 	last    []senderSeq
 	pending []pendingDelivery // from head on: deliveries inside their window
 	head    int
@@ -170,6 +177,7 @@ func (a *accounting) delivered(r Result) (first bool) {
 		return false
 	}
 	m.seen[word] |= bit
+	s.maxSeen = max(s.maxSeen, m.intended)
 	// Per-sender order.
 	i, found := slices.BinarySearchFunc(s.last, r.Sender, func(e senderSeq, t uint32) int { return int(int64(e.sender) - int64(t)) })
 	if found {
@@ -240,8 +248,9 @@ func (a *accounting) left(r Result) {
 
 // close ends the sessions still open at end and computes, per sender, the
 // expected deliveries with one sweep over messages and sessions sorted by
-// time (a Fenwick tree counts the sessions still connected at s + window).
-func (a *accounting) close(end time.Duration) []SenderStats {
+// time (a Fenwick tree counts the sessions still connected at s + window),
+// and how many lost deliveries are trailing (see the top of this file).
+func (a *accounting) close(end time.Duration) (_ []SenderStats, trailing int64) {
 	for _, s := range a.sessions {
 		if s != nil && !s.ended {
 			s.ended, s.endAt = true, end
@@ -324,7 +333,22 @@ func (a *accounting) close(end time.Duration) []SenderStats {
 		st := &stats[i]
 		st.Lost = max(0, st.Expected-st.Delivered)
 	}
-	return stats
+	// Trailing: per session, the owed messages sent after the latest one it
+	// received (none of them can have reached it). Owed means joined before
+	// the send and connected until send + window, as in the sweep above.
+	for _, s := range a.sessions {
+		if s == nil || !s.joined {
+			continue
+		}
+		lo, hi := max(s.joinAt, s.maxSeen), s.endAt-a.window
+		if hi <= lo {
+			continue
+		}
+		from := sort.Search(len(refs), func(i int) bool { return refs[i].intended > lo })
+		to := sort.Search(len(refs), func(i int) bool { return refs[i].intended > hi })
+		trailing += int64(max(0, to-from))
+	}
+	return stats, trailing
 }
 
 // unconfirmedSend reports a message that no session received and whose

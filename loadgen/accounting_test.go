@@ -61,7 +61,7 @@ func TestAccounting(t *testing.T) {
 				sent(0, 1, 50*ms), got(0, 0, 0, 1, 50*ms, 52*ms),
 			},
 			end:  time.Second,
-			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
+			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LostTrailing: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
 		},
 		{
 			name: "joined after the send: not owed, delivery not counted",
@@ -89,7 +89,28 @@ func TestAccounting(t *testing.T) {
 				sent(0, 1, 50*ms), got(0, 0, 0, 1, 50*ms, 52*ms), left(1, 1, 200*ms),
 			},
 			end:  time.Second,
-			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
+			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LostTrailing: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
+		},
+		{
+			name: "a later message arrived, an earlier one never did: a gap",
+			rs: []Result{
+				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
+				sent(0, 1, 50*ms), sent(0, 2, 60*ms),
+				got(0, 0, 0, 1, 50*ms, 52*ms), got(0, 0, 0, 2, 60*ms, 62*ms), got(1, 1, 0, 2, 60*ms, 63*ms),
+			},
+			end:  time.Second,
+			want: MessagesSummary{Sent: 2, ExpectedDeliveries: 4, Delivered: 3, Lost: 1, LostGaps: 1, LossRatio: 0.25, DeliveryRatio: 0.75},
+		},
+		{
+			name: "the receiver's stream stopped before the last message: trailing",
+			rs: []Result{
+				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
+				sent(0, 1, 50*ms), sent(0, 2, 60*ms),
+				got(0, 0, 0, 1, 50*ms, 52*ms), got(0, 0, 0, 2, 60*ms, 62*ms), got(1, 1, 0, 1, 50*ms, 53*ms),
+				left(1, 1, 300*ms),
+			},
+			end:  time.Second,
+			want: MessagesSummary{Sent: 2, ExpectedDeliveries: 4, Delivered: 3, Lost: 1, LostTrailing: 1, LossRatio: 0.25, DeliveryRatio: 0.75},
 		},
 		{
 			name: "late delivery still counts",
@@ -151,7 +172,7 @@ func TestAccounting(t *testing.T) {
 				{Kind: Left, User: 0, Session: 0, At: 60 * ms, Planned: true, Abrupt: true},
 			},
 			end:  time.Second,
-			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
+			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LostTrailing: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
 		},
 		{
 			name: "sender left gracefully right after sending: still owed",
@@ -161,7 +182,7 @@ func TestAccounting(t *testing.T) {
 				left(0, 0, 60*ms),
 			},
 			end:  time.Second,
-			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 1, Lost: 1, LossRatio: 1},
+			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 1, Lost: 1, LostTrailing: 1, LossRatio: 1},
 		},
 		{
 			name: "failed send is owed to nobody",

@@ -229,6 +229,11 @@ func TestDroppedMessagesAreLostAndFailTheThreshold(t *testing.T) {
 	if m.Delivered+m.Lost != m.ExpectedDeliveries {
 		t.Errorf("delivered %d + lost %d != expected %d", m.Delivered, m.Lost, m.ExpectedDeliveries)
 	}
+	// Later messages keep arriving after a dropped one: gaps, not a
+	// receiver's stream that stopped (trailing: only the run's last ones).
+	if m.LostGaps+m.LostTrailing != m.Lost || m.LostGaps <= m.LostTrailing {
+		t.Errorf("lost %d = gaps %d + trailing %d: want mostly gaps", m.Lost, m.LostGaps, m.LostTrailing)
+	}
 	if len(s.PerSender) == 0 {
 		t.Errorf("no sender listed with losses")
 	}
@@ -256,6 +261,23 @@ func TestDelayedBroadcastsShowInLatency(t *testing.T) {
 	s.ApplyThresholds(mustThresholds(t, "fanout.p99<250ms"))
 	if s.Verdict != "fail" {
 		t.Errorf("verdict = %s, want fail: %+v", s.Verdict, s.Thresholds)
+	}
+}
+
+// A server slower than the delivery window: users leave while their last
+// messages are still held back. Those losses are trailing (nothing sent
+// later reached the receiver), which the report tells apart from gaps.
+func TestBroadcastsLaterThanTheWindowAreTrailingLosses(t *testing.T) {
+	const delay = 700 * time.Millisecond
+	srv := startFaulty(t, faultychat.Faults{Delay: delay})
+	s := run(t, srv.URL(), runOpts{window: 200 * time.Millisecond})
+	m := s.Messages
+	t.Logf("messages %+v", m)
+	if m.Lost == 0 {
+		t.Fatalf("lost = 0, although users left %v after their last send and broadcasts were %v late", 200*time.Millisecond, delay)
+	}
+	if m.LostGaps != 0 || m.LostTrailing != m.Lost {
+		t.Errorf("lost %d = gaps %d + trailing %d: want all trailing", m.Lost, m.LostGaps, m.LostTrailing)
 	}
 }
 

@@ -350,7 +350,7 @@ func (m *Metrics) Close(end time.Duration, u Usage, s *Summary) {
 		m.ivEnd = end // a last, partial interval
 		m.closeInterval()
 	}
-	per := m.acct.close(end)
+	per, trailing := m.acct.close(end)
 	var msgs MessagesSummary
 	var bad []SenderStats
 	for _, st := range per {
@@ -363,6 +363,8 @@ func (m *Metrics) Close(end time.Duration, u Usage, s *Summary) {
 			bad = append(bad, st)
 		}
 	}
+	msgs.LostTrailing = min(trailing, msgs.Lost)
+	msgs.LostGaps = msgs.Lost - msgs.LostTrailing
 	msgs.Sent, msgs.SendErrors, msgs.Skipped, msgs.Unexpected, msgs.Unconfirmed = m.sent, m.sendErrors, m.skipped, m.acct.unexpected, m.acct.unconfirmed
 	if msgs.ExpectedDeliveries > 0 {
 		msgs.LossRatio = float64(msgs.Lost) / float64(msgs.ExpectedDeliveries)

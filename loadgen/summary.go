@@ -110,6 +110,12 @@ type MessagesSummary struct {
 	ExpectedDeliveries int64   `json:"expected_deliveries"`
 	Delivered          int64   `json:"delivered"`
 	Lost               int64   `json:"lost"`
+	// LostGaps + LostTrailing = Lost: a gap is a delivery that never came
+	// although something sent later did (dropped); a trailing one was owed
+	// to a session that received nothing sent after it before leaving (the
+	// server was behind or had stopped sending to it: queued or dropped).
+	LostGaps     int64 `json:"lost_gaps"`
+	LostTrailing int64 `json:"lost_trailing"`
 	Duplicated         int64   `json:"duplicated"`
 	Reordered          int64   `json:"reordered"`
 	Unexpected         int64   `json:"unexpected"`
@@ -215,6 +221,10 @@ func (s *Summary) Metric(name string) (float64, bool) {
 		return float64(m.Delivered), true
 	case "delivery.lost":
 		return float64(m.Lost), true
+	case "delivery.lost_gaps":
+		return float64(m.LostGaps), true
+	case "delivery.lost_trailing":
+		return float64(m.LostTrailing), true
 	case "delivery.duplicated":
 		return float64(m.Duplicated), true
 	case "delivery.reordered":

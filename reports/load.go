@@ -100,6 +100,12 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 	p("messages  sent %d (send errors %d, skipped %d)\n", m.Sent, m.SendErrors, m.Skipped)
 	p("delivery  expected %d, delivered %d, lost %d (%.4f%%), duplicated %d, reordered %d\n",
 		m.ExpectedDeliveries, m.Delivered, m.Lost, 100*m.LossRatio, m.Duplicated, m.Reordered)
+	if m.Lost > 0 {
+		p("          lost: %d gaps (something sent later arrived, these never did), %d trailing (the receiver got nothing sent later before it left)\n", m.LostGaps, m.LostTrailing)
+	}
+	if hint := behindHint(s); hint != "" {
+		p("          %s\n", hint)
+	}
 	p("          not owed %d (joined after or left within the window), unconfirmed sends %d\n", m.Unexpected, m.Unconfirmed)
 	for i, o := range s.Outages {
 		label := "outages  "
@@ -173,4 +179,16 @@ func loadTargets(s *loadgen.Summary) string {
 		t = "the embedded reference server (" + t + ")"
 	}
 	return t
+}
+
+// behindHint explains trailing losses when fan-out latency outgrew the
+// delivery window: the server was falling behind, so what receivers did
+// not get before leaving may have been queued, not dropped.
+func behindHint(s *loadgen.Summary) string {
+	m, f := s.Messages, s.LatencyMS.Fanout
+	window := s.Config.DeliveryWindowSeconds * 1000
+	if m.LostTrailing == 0 || f.Count == 0 || window <= 0 || f.P99 <= window {
+		return ""
+	}
+	return fmt.Sprintf("the server fell behind: fan-out p99 %.0fms is over the %.0fms delivery window, so trailing losses may be messages still queued when receivers left (lower the load, or raise --delivery-window to tell queued from dropped)", f.P99, window)
 }

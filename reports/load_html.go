@@ -37,7 +37,8 @@ func WriteLoadHTML(w io.Writer, s *loadgen.Summary) error {
 		*loadgen.Summary
 		TargetsText string
 		Charts      []loadChart
-	}{s, loadTargets(s), loadCharts(s.Timeline, s.Outages, s.DurationSeconds)})
+		Behind      string
+	}{s, loadTargets(s), loadCharts(s.Timeline, s.Outages, s.DurationSeconds), behindHint(s)})
 }
 
 // Chart geometry, in SVG user units.

@@ -35,7 +35,7 @@ func loadFixture(t *testing.T) *loadgen.Summary {
 		},
 		Outages: []loadgen.OutageSummary{{Target: "http://127.0.0.1:3000", StartS: 1.5, EndS: ptr(2.3), DurationMS: 800}},
 		Users:   loadgen.UsersSummary{Planned: 100, Connected: 99, ConnectErrors: 1, PeakConnected: 99, Sessions: 99},
-		Messages: loadgen.MessagesSummary{Sent: 500, ExpectedDeliveries: 49500, Delivered: 44550, Lost: 4950,
+		Messages: loadgen.MessagesSummary{Sent: 500, ExpectedDeliveries: 49500, Delivered: 44550, Lost: 4950, LostGaps: 4900, LostTrailing: 50,
 			Duplicated: 3, Reordered: 2, Unexpected: 120, LossRatio: 0.1, DeliveryRatio: 0.9},
 		LatencyMS: loadgen.LatencySet{
 			Connect: loadgen.LatencyStats{P50: 2, P75: 3, P90: 4, P95: 5, P99: 9, P999: 12, Max: 15, Min: 1, Mean: 2.5, Count: 99},
@@ -297,5 +297,40 @@ func TestLoadReportsSayATargetIsStillDown(t *testing.T) {
 	}
 	if !strings.Contains(h, `<rect class="outage" x="532.7" y="12" width="95.3" height="180"><title>http://127.0.0.1:3001 down from 2.5s, still down at the end</title>`) {
 		t.Errorf("the open outage's band is not drawn to the end of the chart:\n%s", h)
+	}
+}
+
+// When fan-out latency outgrew the delivery window, the reports say that
+// trailing losses may be queued messages; otherwise they say nothing.
+func TestLoadReportsExplainAServerFallingBehind(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		p99      float64
+		trailing int64
+		want     bool
+	}{
+		{"behind", 8000, 50, true},
+		{"within the window", 1500, 50, false},
+		{"no trailing losses", 8000, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := loadFixture(t)
+			s.LatencyMS.Fanout.P99 = tc.p99
+			s.Messages.LostGaps, s.Messages.LostTrailing = s.Messages.Lost-tc.trailing, tc.trailing
+			var console, html bytes.Buffer
+			if err := WriteLoadConsole(&console, s); err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteLoadHTML(&html, s); err != nil {
+				t.Fatal(err)
+			}
+			const hint = "the server fell behind: fan-out p99 8000ms is over the 2000ms delivery window"
+			if got := strings.Contains(console.String(), hint); got != tc.want {
+				t.Errorf("console has the hint: %v, want %v:\n%s", got, tc.want, console.String())
+			}
+			if got := strings.Contains(html.String(), hint); got != tc.want {
+				t.Errorf("report.html has the hint: %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

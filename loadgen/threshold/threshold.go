@@ -131,6 +131,8 @@ var Metrics = func() map[string]Kind {
 		"delivery.expected":          Count,
 		"delivery.delivered":         Count,
 		"delivery.lost":              Count,
+		"delivery.lost_gaps":         Count,
+		"delivery.lost_trailing":     Count,
 		"delivery.duplicated":        Count,
 		"delivery.reordered":         Count,
 		"delivery.loss_ratio":        Ratio,
