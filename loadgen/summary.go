@@ -104,24 +104,24 @@ type UsersSummary struct {
 
 // MessagesSummary is the delivery accounting of the run.
 type MessagesSummary struct {
-	Sent               int64   `json:"sent"`
-	SendErrors         int64   `json:"send_errors"`
-	Skipped            int64   `json:"skipped"`
-	ExpectedDeliveries int64   `json:"expected_deliveries"`
-	Delivered          int64   `json:"delivered"`
-	Lost               int64   `json:"lost"`
+	Sent               int64 `json:"sent"`
+	SendErrors         int64 `json:"send_errors"`
+	Skipped            int64 `json:"skipped"`
+	ExpectedDeliveries int64 `json:"expected_deliveries"`
+	Delivered          int64 `json:"delivered"`
+	Lost               int64 `json:"lost"`
 	// LostGaps + LostTrailing = Lost: a gap is a delivery that never came
 	// although something sent later did (dropped); a trailing one was owed
 	// to a session that received nothing sent after it before leaving (the
 	// server was behind or had stopped sending to it: queued or dropped).
-	LostGaps     int64 `json:"lost_gaps"`
-	LostTrailing int64 `json:"lost_trailing"`
-	Duplicated         int64   `json:"duplicated"`
-	Reordered          int64   `json:"reordered"`
-	Unexpected         int64   `json:"unexpected"`
-	Unconfirmed        int64   `json:"unconfirmed"`
-	LossRatio          float64 `json:"loss_ratio"`
-	DeliveryRatio      float64 `json:"delivery_ratio"`
+	LostGaps      int64   `json:"lost_gaps"`
+	LostTrailing  int64   `json:"lost_trailing"`
+	Duplicated    int64   `json:"duplicated"`
+	Reordered     int64   `json:"reordered"`
+	Unexpected    int64   `json:"unexpected"`
+	Unconfirmed   int64   `json:"unconfirmed"`
+	LossRatio     float64 `json:"loss_ratio"`
+	DeliveryRatio float64 `json:"delivery_ratio"`
 }
 
 // LatencySet holds the latency distributions, in milliseconds.
