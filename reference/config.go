@@ -57,6 +57,15 @@ type Config struct {
 	// that sends more is disconnected by the library.
 	MaxHTTPBufferSize int64
 
+	// HTTPCompressionThreshold is the smallest long-polling response, in
+	// bytes, that is gzip- or deflate-compressed for a client that accepts
+	// it; 0 turns compression off. Socket.IO's default is 1024. It trades
+	// CPU for bandwidth: the library compresses every polling response of
+	// every client anew (a broadcast is compressed once per polling
+	// client), which was the largest single CPU cost of the reference under
+	// load with polling clients (README, "Reference capacity").
+	HTTPCompressionThreshold int
+
 	// PingInterval and PingTimeout are Engine.IO's heartbeat. A silent
 	// client is dropped after about PingInterval+PingTimeout (RECON-3).
 	//
@@ -129,23 +138,24 @@ type Config struct {
 // connection caps, no CORS, and a 10 s shutdown.
 func DefaultConfig() Config {
 	return Config{
-		Addr:              "127.0.0.1:3000",
-		Path:              "/socket.io/",
-		InitPath:          "/api/socket",
-		MaxUsernameLen:    64,
-		MaxMessageLen:     4096,
-		HistoryLimit:      200,
-		MaxHTTPBufferSize: 1_000_000,
-		PingInterval:      20 * time.Second,
-		PingTimeout:       25 * time.Second,
-		Transports:        []string{TransportPolling, TransportWebSocket},
-		AllowUpgrades:     true,
-		Rate:              20,
-		RateBurst:         40,
-		SlowReaderLimit:   8 << 20,
-		SlowReaderTimeout: 30 * time.Second,
-		ShutdownTimeout:   10 * time.Second,
-		StoreTimeout:      5 * time.Second,
+		Addr:                     "127.0.0.1:3000",
+		Path:                     "/socket.io/",
+		InitPath:                 "/api/socket",
+		MaxUsernameLen:           64,
+		MaxMessageLen:            4096,
+		HistoryLimit:             200,
+		MaxHTTPBufferSize:        1_000_000,
+		HTTPCompressionThreshold: 1024,
+		PingInterval:             20 * time.Second,
+		PingTimeout:              25 * time.Second,
+		Transports:               []string{TransportPolling, TransportWebSocket},
+		AllowUpgrades:            true,
+		Rate:                     20,
+		RateBurst:                40,
+		SlowReaderLimit:          8 << 20,
+		SlowReaderTimeout:        30 * time.Second,
+		ShutdownTimeout:          10 * time.Second,
+		StoreTimeout:             5 * time.Second,
 	}
 }
 
@@ -236,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rate > 0 && c.RateBurst < 1 {
 		return fmt.Errorf("reference: RateBurst must be at least 1 when Rate is set, got %d", c.RateBurst)
+	}
+	if c.HTTPCompressionThreshold < 0 {
+		return fmt.Errorf("reference: HTTPCompressionThreshold must not be negative (0 turns compression off), got %d", c.HTTPCompressionThreshold)
 	}
 	if c.SlowReaderLimit < 0 {
 		return fmt.Errorf("reference: SlowReaderLimit must not be negative, got %d", c.SlowReaderLimit)

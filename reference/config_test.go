@@ -40,6 +40,7 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown transport", func(c *Config) { c.Transports = []string{"webtransport"} }, `unknown transport "webtransport"`},
 		{"duplicate transport", func(c *Config) { c.Transports = []string{"polling", "polling"} }, "listed twice"},
 		{"negative rate", func(c *Config) { c.Rate = -1 }, "Rate must not be negative"},
+		{"negative compression threshold", func(c *Config) { c.HTTPCompressionThreshold = -1 }, "HTTPCompressionThreshold must not be negative"},
 		{"zero burst", func(c *Config) { c.RateBurst = 0 }, "RateBurst must be at least 1"},
 		{"negative max conns", func(c *Config) { c.MaxConnections = -1 }, "MaxConnections must not be negative"},
 		{"negative per ip", func(c *Config) { c.MaxConnectionsPerIP = -1 }, "MaxConnectionsPerIP must not be negative"},

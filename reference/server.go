@@ -207,6 +207,11 @@ func (s *Server) socketOptions(adapter socket.AdapterConstructor) *socket.Server
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxHTTPBufferSize)
+	if s.cfg.HTTPCompressionThreshold > 0 {
+		opts.SetHttpCompression(&types.HttpCompression{Threshold: s.cfg.HTTPCompressionThreshold})
+	} else {
+		opts.SetHttpCompression(nil) // a set nil is "off"; unset is the library's 1024
+	}
 	ts := types.NewSet[engine.TransportCtor]()
 	for _, t := range s.cfg.Transports {
 		switch t {

@@ -207,6 +207,56 @@ func TestTransportsConfig(t *testing.T) {
 	c.Close()
 }
 
+// HTTPCompressionThreshold: polling responses at or over it are compressed
+// for a client that accepts gzip (Go's transport asks for it); 0 turns
+// compression off, where the library's own default would compress.
+func TestHTTPCompression(t *testing.T) {
+	big := strings.Repeat("x", 2000) // a messageWritten over the library's 1024
+	for _, tc := range []struct {
+		name      string
+		threshold int
+		want      bool
+	}{
+		{"default", DefaultConfig().HTTPCompressionThreshold, true},
+		{"off", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startServer(t, func(c *Config) { c.HTTPCompressionThreshold = tc.threshold })
+			rec := &compressionRecorder{base: http.DefaultTransport.(*http.Transport).Clone()}
+			t.Cleanup(rec.base.CloseIdleConnections)
+			ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+			defer cancel()
+			conn, err := sioclient.Dial(ctx, sioclient.Options{URL: r.URL(), Path: r.Server().cfg.Path, Transport: sioclient.Polling, HTTPClient: &http.Client{Transport: rec}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &client{t: t, name: "zip", Conn: conn}
+			t.Cleanup(func() { c.Close() })
+			c.emit(EventConnecting, map[string]any{"username": c.name})
+			c.expect(EventConnected, nil)
+			c.write(big)
+			c.expect(EventMessageWritten, nil)
+			if got := rec.compressed.Load() > 0; got != tc.want {
+				t.Errorf("threshold %d: a compressed polling response: %v, want %v", tc.threshold, got, tc.want)
+			}
+		})
+	}
+}
+
+// compressionRecorder counts responses the transport decompressed.
+type compressionRecorder struct {
+	base       *http.Transport
+	compressed atomic.Int32
+}
+
+func (c *compressionRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(req)
+	if err == nil && resp.Uncompressed {
+		c.compressed.Add(1)
+	}
+	return resp, err
+}
+
 // CORS: none by default; listed origins are allowed and echoed.
 func TestCORS(t *testing.T) {
 	handshake := "/socket.io/?EIO=4&transport=polling"

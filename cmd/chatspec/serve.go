@@ -75,6 +75,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.cfg.MaxUsernameLen, "max-username", d.MaxUsernameLen, "longest username, in `bytes` of UTF-8")
 	fs.IntVar(&f.cfg.MaxMessageLen, "max-message", d.MaxMessageLen, "longest message, in `bytes` of UTF-8")
 	fs.Int64Var(&f.cfg.MaxHTTPBufferSize, "max-http-buffer", d.MaxHTTPBufferSize, "Engine.IO maxPayload: largest packet accepted, in `bytes`")
+	fs.IntVar(&f.cfg.HTTPCompressionThreshold, "http-compression", d.HTTPCompressionThreshold, "compress long-polling responses of at least `bytes` (0: off; costs CPU per polling client)")
 	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", d.PingInterval, "Engine.IO ping `interval`")
 	fs.DurationVar(&f.cfg.PingTimeout, "ping-timeout", d.PingTimeout, "Engine.IO ping `timeout`")
 	fs.Func("cors-origin", "allow this browser `origin` (repeatable; * allows any; default: same origin only)", func(v string) error {
