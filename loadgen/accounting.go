@@ -20,11 +20,15 @@ import (
 // session counts like any other (CONTRACT.md MSG-1: every joined socket,
 // the sender included, receives messageWritten).
 //
-// A lost delivery is trailing when the session saw nothing sent after it
-// (no message with a later intended time reached it before it left): the
-// server was behind, or had stopped sending to that session, when it left,
-// so the message may have been queued rather than dropped. Every other
-// lost delivery is a gap: something sent later arrived, this never did.
+// A lost delivery is a gap when the session received a later message of
+// the same sender (a higher seq): the server skipped this one. Every other
+// lost delivery is trailing: nothing the sender wrote afterwards reached
+// the session before it left, so the server was behind (or had stopped
+// sending to it) and the message may have been queued rather than dropped.
+// Per-sender seq order is the order the server read them in (one
+// connection, one emit at a time), unlike intended times: a server that
+// falls behind also reads late, so its order across senders drifts from
+// the intended one by seconds.
 //
 // A duplicate is a message a session saw as new a second time; a
 // reordering is a message from a sender whose seq is below one the session
@@ -54,7 +58,6 @@ type sessionState struct {
 	ended   bool
 	abrupt  bool
 	endAt   time.Duration
-	maxSeen time.Duration // latest intended time among messages it received
 	last    []senderSeq
 	pending []pendingDelivery // from head on: deliveries inside their window
 	head    int
@@ -70,6 +73,7 @@ type msgState struct {
 	intended  time.Duration
 	session   int32 // the sender's session, from the Sent record (-1: unknown)
 	status    uint8
+	owed      bool     // counted in the sweep of close (sent, not unconfirmed)
 	delivered uint32   // settled expected deliveries
 	seen      []uint64 // bit per session index
 }
@@ -177,7 +181,6 @@ func (a *accounting) delivered(r Result) (first bool) {
 		return false
 	}
 	m.seen[word] |= bit
-	s.maxSeen = max(s.maxSeen, m.intended)
 	// Per-sender order.
 	i, found := slices.BinarySearchFunc(s.last, r.Sender, func(e senderSeq, t uint32) int { return int(int64(e.sender) - int64(t)) })
 	if found {
@@ -310,6 +313,7 @@ func (a *accounting) close(end time.Duration) (_ []SenderStats, trailing int64) 
 				stats[u].Sent++
 				continue
 			}
+			m.owed = true
 			refs = append(refs, ref{u, m.intended, m})
 		}
 	}
@@ -333,22 +337,33 @@ func (a *accounting) close(end time.Duration) (_ []SenderStats, trailing int64) 
 		st := &stats[i]
 		st.Lost = max(0, st.Expected-st.Delivered)
 	}
-	// Trailing: per session, the owed messages sent after the latest one it
-	// received (none of them can have reached it). Owed means joined before
-	// the send and connected until send + window, as in the sweep above.
-	for _, s := range a.sessions {
+	// Gaps: per session, the owed messages of each sender it heard from,
+	// below the highest seq it received, that it never received. Owed means
+	// joined before the send and connected until send + window, as in the
+	// sweep above. The cost is about one step per expected delivery.
+	var lost, gaps int64
+	for i := range stats {
+		lost += stats[i].Lost
+	}
+	for id, s := range a.sessions {
 		if s == nil || !s.joined {
 			continue
 		}
-		lo, hi := max(s.joinAt, s.maxSeen), s.endAt-a.window
-		if hi <= lo {
-			continue
+		word, bit := id/64, uint64(1)<<(uint(id)%64)
+		for _, h := range s.last {
+			list := a.msgs[h.sender]
+			for seq := uint32(1); seq < h.seq && int(seq) <= len(list); seq++ {
+				m := &list[seq-1]
+				if !m.owed || m.intended <= s.joinAt || m.intended+a.window > s.endAt {
+					continue
+				}
+				if word >= len(m.seen) || m.seen[word]&bit == 0 {
+					gaps++
+				}
+			}
 		}
-		from := sort.Search(len(refs), func(i int) bool { return refs[i].intended > lo })
-		to := sort.Search(len(refs), func(i int) bool { return refs[i].intended > hi })
-		trailing += int64(max(0, to-from))
 	}
-	return stats, trailing
+	return stats, max(0, lost-gaps)
 }
 
 // unconfirmedSend reports a message that no session received and whose

@@ -92,7 +92,7 @@ func TestAccounting(t *testing.T) {
 			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 1, Lost: 1, LostTrailing: 1, LossRatio: 0.5, DeliveryRatio: 0.5},
 		},
 		{
-			name: "a later message arrived, an earlier one never did: a gap",
+			name: "a later message of the sender arrived, an earlier one never did: a gap",
 			rs: []Result{
 				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
 				sent(0, 1, 50*ms), sent(0, 2, 60*ms),
@@ -102,7 +102,7 @@ func TestAccounting(t *testing.T) {
 			want: MessagesSummary{Sent: 2, ExpectedDeliveries: 4, Delivered: 3, Lost: 1, LostGaps: 1, LossRatio: 0.25, DeliveryRatio: 0.75},
 		},
 		{
-			name: "the receiver's stream stopped before the last message: trailing",
+			name: "nothing the sender wrote later arrived: trailing",
 			rs: []Result{
 				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
 				sent(0, 1, 50*ms), sent(0, 2, 60*ms),

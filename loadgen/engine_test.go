@@ -229,8 +229,8 @@ func TestDroppedMessagesAreLostAndFailTheThreshold(t *testing.T) {
 	if m.Delivered+m.Lost != m.ExpectedDeliveries {
 		t.Errorf("delivered %d + lost %d != expected %d", m.Delivered, m.Lost, m.ExpectedDeliveries)
 	}
-	// Later messages keep arriving after a dropped one: gaps, not a
-	// receiver's stream that stopped (trailing: only the run's last ones).
+	// The sender's later messages keep arriving after a dropped one: gaps
+	// (trailing only when a sender's last message was the dropped one).
 	if m.LostGaps+m.LostTrailing != m.Lost || m.LostGaps <= m.LostTrailing {
 		t.Errorf("lost %d = gaps %d + trailing %d: want mostly gaps", m.Lost, m.LostGaps, m.LostTrailing)
 	}
@@ -265,8 +265,9 @@ func TestDelayedBroadcastsShowInLatency(t *testing.T) {
 }
 
 // A server slower than the delivery window: users leave while their last
-// messages are still held back. Those losses are trailing (nothing sent
-// later reached the receiver), which the report tells apart from gaps.
+// messages are still held back. Those losses are trailing (nothing the
+// sender wrote later reached the receiver), which the report tells apart
+// from gaps.
 func TestBroadcastsLaterThanTheWindowAreTrailingLosses(t *testing.T) {
 	const delay = 700 * time.Millisecond
 	srv := startFaulty(t, faultychat.Faults{Delay: delay})

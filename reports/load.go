@@ -101,7 +101,7 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 	p("delivery  expected %d, delivered %d, lost %d (%.4f%%), duplicated %d, reordered %d\n",
 		m.ExpectedDeliveries, m.Delivered, m.Lost, 100*m.LossRatio, m.Duplicated, m.Reordered)
 	if m.Lost > 0 {
-		p("          lost: %d gaps (something sent later arrived, these never did), %d trailing (the receiver got nothing sent later before it left)\n", m.LostGaps, m.LostTrailing)
+		p("          lost: %d gaps (a later message of the same sender arrived, these never did), %d trailing (nothing the sender wrote later reached the receiver before it left)\n", m.LostGaps, m.LostTrailing)
 	}
 	if hint := behindHint(s); hint != "" {
 		p("          %s\n", hint)
