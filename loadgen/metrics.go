@@ -334,6 +334,9 @@ const (
 	// counts as saturated (not applied when the server is embedded: its
 	// CPU is in the same process).
 	SaturationCPU = 0.9
+	// StarvedCPU: a lagging generator that used less than this fraction of
+	// all cores was starved by other processes rather than busy itself.
+	StarvedCPU = 0.5
 )
 
 // Close finalises the metrics at end (since the start) and fills the
@@ -419,6 +422,11 @@ func (m *Metrics) Close(end time.Duration, u Usage, s *Summary) {
 		g.SaturationReasons = append(g.SaturationReasons, fmt.Sprintf("CPU %.0f%% of %d cores > %.0f%%", 100*g.CPUUtilization, u.Cores, 100*SaturationCPU))
 	}
 	g.Saturated = len(g.SaturationReasons) > 0
+	// Lag without the generator's own CPU to show for it means something
+	// else on the machine (often the server under test) took the cores.
+	if g.Saturated && !u.Embedded && g.CPUUtilization > 0 && g.CPUUtilization < StarvedCPU {
+		g.SaturationReasons = append(g.SaturationReasons, fmt.Sprintf("the generator itself used only %.0f%% of %d cores: other processes on this machine (the server?) took the CPU", 100*g.CPUUtilization, u.Cores))
+	}
 	s.Generator = g
 
 	m.errMu.Lock()
