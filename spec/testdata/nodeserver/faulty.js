@@ -54,6 +54,17 @@ const FAULTS = {
       return last ? [{ username: last.username, message: last.message }] : [];
     };
   },
+  // HIST-2: every 10th message is never stored, so the broadcast that
+  // follows carries the list without it (a lossy queue); `chatspec load`
+  // counts the losses (spec/interop/load_test.go).
+  'drop-tenth'(proto) {
+    const append = proto.append;
+    let n = 0;
+    proto.append = function dropping(username, message) {
+      n += 1;
+      if (n % 10 !== 0) append.call(this, username, message);
+    };
+  },
   // HIST-1: newest message first.
   'reverse-history'(proto) {
     const list = proto.messagesList;

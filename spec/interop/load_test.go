@@ -1,0 +1,95 @@
+package interop
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chatspec/chatspec/loadgen"
+	"github.com/chatspec/chatspec/loadgen/threshold"
+	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/target"
+)
+
+// runLoad drives a short load (users on a websocket/polling/upgrade mix,
+// each making the init request first) against a Node server, as `chatspec
+// load --target URL --init-path /api/socket` does, and returns its summary
+// with gates applied.
+func runLoad(t *testing.T, url string, gates ...string) *loadgen.Summary {
+	t.Helper()
+	opts := &target.Options{Targets: []string{url}, Path: "/socket.io/", Namespace: "/", InitPath: "/api/socket", ConnectTimeout: 5 * time.Second}
+	if err := opts.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	const users, window = 16, time.Second
+	arr, err := loadgen.Plan{Users: users, Ramp: 500 * time.Millisecond, Duration: 3 * time.Second, Linger: window}.Arrivals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := loadgen.New(loadgen.Config{
+		RunID:       "node1",
+		Arrivals:    arr,
+		Pacer:       loadgen.PoissonPacer{Mean: 200 * time.Millisecond},
+		MessageSize: 64,
+		Window:      window,
+		JoinTimeout: 5 * time.Second,
+		Transports: []loadgen.TransportShare{
+			{Transport: sioclient.WebSocket, Weight: 2}, {Transport: sioclient.Polling, Weight: 1}, {Transport: sioclient.Upgrade, Weight: 1},
+		},
+		Seed:        3,
+		StopTimeout: 3 * time.Second,
+		Dial:        opts.DialOptions,
+		Init:        opts.Init,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	s := e.Execute(ctx, loadgen.NewMetrics(loadgen.MetricsConfig{Users: users, Window: window}), false)
+	var list threshold.List
+	for _, g := range gates {
+		if err := list.Set(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ApplyThresholds(list)
+	t.Logf("ended %s; users %+v; messages %+v; fanout p99 %.1fms", s.Ended, s.Users, s.Messages, s.LatencyMS.Fanout.P99)
+	return s
+}
+
+// TestLoadAgainstNodeServer: the load generator's accounting holds against
+// an independently written server on another Socket.IO implementation
+// (socket.io 4.8 on Node, attached lazily by the init request): every owed
+// delivery arrives, over WebSocket, long-polling and the upgrade.
+func TestLoadAgainstNodeServer(t *testing.T) {
+	requireNode(t)
+	srv := startNode(t, "server.js", "--port", "0", "--lazy", "--init-path", "/api/socket")
+	s := runLoad(t, srv.URL(), "connect.errors==0", "join.errors==0", "delivery.lost==0", "delivery.duplicated==0", "delivery.reordered==0")
+	m := s.Messages
+	if s.Ended != loadgen.EndedCompleted || s.Verdict != "pass" {
+		t.Errorf("ended %s (%s), verdict %s: %+v", s.Ended, s.EndedDetail, s.Verdict, s.Thresholds)
+	}
+	if m.Sent < 100 || m.ExpectedDeliveries == 0 || m.Delivered != m.ExpectedDeliveries {
+		t.Errorf("sent %d, delivered %d of %d owed: want everything owed delivered", m.Sent, m.Delivered, m.ExpectedDeliveries)
+	}
+}
+
+// TestLoadCatchesNodeServerLosingMessages: the same load against a Node
+// server that never stores every 10th message (faulty.js drop-tenth) shows
+// the losses as gaps and fails the delivery gate.
+func TestLoadCatchesNodeServerLosingMessages(t *testing.T) {
+	requireNode(t)
+	srv := startNode(t, "faulty.js", "--fault", "drop-tenth", "--port", "0", "--lazy", "--init-path", "/api/socket")
+	s := runLoad(t, srv.URL(), "delivery.lost==0")
+	m := s.Messages
+	if m.Lost == 0 || m.LostGaps == 0 {
+		t.Fatalf("lost %d (gaps %d) against a server dropping every 10th message", m.Lost, m.LostGaps)
+	}
+	if r := m.LossRatio; r < 0.04 || r > 0.2 {
+		t.Errorf("loss ratio %.3f, want about 0.1", r)
+	}
+	if s.Verdict != "fail" || s.Thresholds[0].OK {
+		t.Errorf("verdict %s, thresholds %+v: want delivery.lost==0 to fail", s.Verdict, s.Thresholds)
+	}
+}
