@@ -34,7 +34,7 @@ var _ = Describe("Transport and connection (CONN, TRANS)", func() {
 		alice, _ := f.Joined(ctx, "alice")
 		text := f.Text("before-init")
 		alice.Write(ctx, text)
-		alice.AwaitMessage(ctx, text)
+		alice.AwaitWritten(ctx, text)
 		for i := range 3 {
 			err := f.Config().Target.Init(ctx, i)
 			f.Verify(err == nil, fmt.Sprintf("GET %s answers 2xx every time", f.Config().InitPath), fmt.Sprint(err))
@@ -64,7 +64,7 @@ var _ = Describe("Transport and connection (CONN, TRANS)", func() {
 		f.Verify(slices.Contains(hs.Upgrades, "websocket"), "the polling handshake offers the websocket upgrade", fmt.Sprintf("upgrades %q", hs.Upgrades))
 		f.Verify(alice.Conn().Transport() == sioclient.WebSocket, "the client runs over websocket after the upgrade", string(alice.Conn().Transport()))
 		alice.Join(ctx)
-		bob.Await(ctx, "joined", framework.Listing(alice.User))
+		bob.AwaitJoinOf(ctx, alice)
 		var texts []string
 		for i := range 5 {
 			t := f.Text(fmt.Sprintf("seq%d", i))
@@ -74,7 +74,8 @@ var _ = Describe("Transport and connection (CONN, TRANS)", func() {
 		var order []string
 		for _, t := range texts {
 			ev := alice.AwaitMessage(ctx, t)
-			order = append(order, ev.Payload.MessagesList[len(ev.Payload.MessagesList)-1].Message)
+			list := ev.Payload.MessagesList
+			order = append(order, framework.Project(list[len(list)-1:], texts)...)
 		}
 		f.Verify(slices.Equal(order, texts), fmt.Sprintf("messageWritten events arrive in the order written: %q", texts), fmt.Sprintf("%q", order))
 		reply := f.Text("reply")
@@ -99,12 +100,14 @@ func chatOver(ctx SpecContext, f *framework.Framework, t sioclient.Transport) {
 	alice, _ := f.Joined(ctx, "alice", framework.Over(t))
 	bob, bc := f.Joined(ctx, "bob", framework.Over(t))
 	f.Verify(bc.Payload.Lists(alice.User) && bc.Payload.Lists(bob.User), "bob's connected lists alice and bob", fmt.Sprintf("%q", bc.Payload.Usernames()))
-	alice.Await(ctx, "joined", framework.Listing(bob.User))
-	for _, c := range []*framework.Client{alice, bob} {
+	alice.AwaitJoinOf(ctx, bob)
+	for _, pair := range [][2]*framework.Client{{alice, bob}, {bob, alice}} {
+		sender, other := pair[0], pair[1]
 		text := f.Text("over-" + string(t))
-		c.Write(ctx, text)
-		alice.AwaitMessage(ctx, text)
-		bob.AwaitMessage(ctx, text)
+		sender.Write(ctx, text)
+		other.AwaitMessage(ctx, text)
+		// The sender's own copy is MSG-1's to judge.
+		sender.AwaitWritten(ctx, text)
 	}
 	f.Verify(alice.Conn().Transport() == t && bob.Conn().Transport() == t,
 		fmt.Sprintf("both clients stayed on %s", t), fmt.Sprintf("alice %s, bob %s", alice.Conn().Transport(), bob.Conn().Transport()))

@@ -35,14 +35,17 @@ var _ = Describe("Joining (JOIN)", func() {
 	// JOIN-2 (core, MUST): connected lists the joiner and carries the whole
 	// current history.
 	It("JOIN-2 connected lists the joiner and carries the whole history", Label(framework.GradeCore), func(ctx SpecContext) {
-		alice, _ := f.Joined(ctx, "alice")
+		// The observer shows that a write was processed should the server
+		// not echo the sender (MSG-1's to judge).
+		f.Joined(ctx, "observer")
+		alice, aliceConnected := f.Joined(ctx, "alice")
 		// Three messages, each written after the previous one came back:
 		// the history holds them in that order, whatever else it holds.
 		written := []string{f.Text("first"), f.Text("second"), f.Text("third")}
 		var last framework.Received
 		for _, m := range written {
 			alice.Write(ctx, m)
-			last = alice.AwaitMessage(ctx, m)
+			last = alice.AwaitWritten(ctx, m)
 		}
 		bob, connected := f.Joined(ctx, "bob")
 		p := connected.Payload
@@ -54,10 +57,17 @@ var _ = Describe("Joining (JOIN)", func() {
 			fmt.Sprintf("bob's connected.messagesList holds %q in the order written (before bob joined)", written),
 			fmt.Sprintf("of those, %q", ours))
 		// Whole history: what alice last saw must be there in full, in
-		// order, before anything newer.
-		f.Verify(historyFollows(last.Payload.MessagesList, p.MessagesList),
-			"bob's connected.messagesList starts with the history alice last received (a capped server may drop its oldest entries)",
-			fmt.Sprintf("alice's list had %d messages, bob's has %d and does not continue it", len(last.Payload.MessagesList), len(p.MessagesList)))
+		// order, before anything newer. A messageWritten that does not
+		// hold all three messages is not the whole history (HIST-2's to
+		// judge): then the history alice was given when she joined is.
+		ref, refName := last.Payload.MessagesList, "the history alice last received"
+		if len(framework.Project(ref, written)) < len(written) {
+			f.Tolerate("HIST-2", fmt.Sprintf("alice's last messageWritten holds %d messages, not all three written: not the whole history", len(ref)))
+			ref, refName = aliceConnected.Payload.MessagesList, "the history alice received when she joined"
+		}
+		f.Verify(historyFollows(ref, p.MessagesList),
+			fmt.Sprintf("bob's connected.messagesList starts with %s (a capped server may drop its oldest entries)", refName),
+			fmt.Sprintf("alice's list had %d messages, bob's has %d and does not continue it", len(ref), len(p.MessagesList)))
 	})
 
 	// JOIN-3 (core, MUST): every other joined socket receives joined

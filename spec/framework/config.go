@@ -112,6 +112,9 @@ type run struct {
 
 	shapeMu sync.Mutex
 	shapes  []string // PAY-1 problems seen by the chat cases' clients
+	// tolerated holds, per requirement, the violations that steps of other
+	// cases accepted (Framework.Tolerate), as "CASE: note".
+	tolerated map[string][]string
 }
 
 // maxShapeProblems bounds what a run keeps of PAY-1 problems: the first

@@ -25,6 +25,10 @@ type Framework struct {
 	started time.Time
 	clients []*Client
 	texts   int
+	// tolerated holds the requirements this spec already recorded a
+	// tolerated violation of (Tolerate); barriers counts join barriers.
+	tolerated map[string]bool
+	barriers  int
 }
 
 // New returns a fixture and registers its BeforeEach in the surrounding
@@ -152,7 +156,12 @@ func (f *Framework) Joined(ctx context.Context, role string, opts ...ConnOption)
 // the spec received.
 func (f *Framework) Failf(format string, args ...any) {
 	ginkgo.GinkgoHelper()
-	ginkgo.Fail(fmt.Sprintf(format, args...) + "\n" + f.EventLog())
+	msg := fmt.Sprintf(format, args...) + "\n"
+	if notes := f.toleratedBy(); len(notes) > 0 {
+		msg += fmt.Sprintf("earlier cases of this run met a violation of %s in a step and tolerated it there:\n  %s\n",
+			f.CaseID, strings.Join(notes, "\n  "))
+	}
+	ginkgo.Fail(msg + f.EventLog())
 }
 
 // EventLog renders what every client of the spec received, in order.

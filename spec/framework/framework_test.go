@@ -178,6 +178,21 @@ func TestFilters(t *testing.T) {
 	if NotListing("x").Match(Payload{}) {
 		t.Error("NotListing must not match an event without a user list")
 	}
+	// A text in the username field is found, and the step that accepts it
+	// is told it tolerates a MSG-2 violation; a text in its place is not.
+	swapped := HasMessage("cs1-1 #2 swapped")
+	if !swapped.Match(p) {
+		t.Error("HasMessage must find a text whose fields are swapped")
+	}
+	if req, note := swapped.Tolerated(p); req != "MSG-2" || note == "" {
+		t.Errorf("HasMessage on swapped fields: Tolerated = %q, %q; want MSG-2 and a note", req, note)
+	}
+	if _, note := HasMessage("cs1-1 #1 hi").Tolerated(p); note != "" {
+		t.Errorf("HasMessage on a well-formed entry tolerated something: %q", note)
+	}
+	if !HasAllMessages([]string{"cs1-1 #1 hi", "cs1-1 #2 swapped"}).Match(p) {
+		t.Error("HasAllMessages must find a text whose fields are swapped")
+	}
 }
 
 func TestProjectionHelpers(t *testing.T) {
@@ -185,8 +200,24 @@ func TestProjectionHelpers(t *testing.T) {
 	if got, want := Project(list, []string{"a", "b"}), []string{"a", "b", "a"}; !slices.Equal(got, want) {
 		t.Errorf("Project = %q, want %q", got, want)
 	}
-	if got, want := Duplicates(list), []string{"a"}; !slices.Equal(got, want) {
+	if got, want := Duplicates(list, []string{"a", "b"}), []string{"a"}; !slices.Equal(got, want) {
 		t.Errorf("Duplicates = %q, want %q", got, want)
+	}
+	// Someone else's repeated text is not the spec's duplicate.
+	if got := Duplicates(append(list, Message{Message: "x"}), []string{"a", "b"}); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("Duplicates counted a text that is not the spec's: %q", got)
+	}
+	// Swapped fields: the text is found in the username field, and one
+	// author's several messages are not duplicates.
+	swapped := []Message{{Username: "t1", Message: "alice"}, {Username: "t2", Message: "alice"}}
+	if got := Project(swapped, []string{"t1", "t2"}); !slices.Equal(got, []string{"t1", "t2"}) {
+		t.Errorf("Project with swapped fields = %q, want [t1 t2]", got)
+	}
+	if got := Duplicates(swapped, []string{"t1", "t2"}); len(got) != 0 {
+		t.Errorf("Duplicates with swapped fields = %q, want none", got)
+	}
+	if !swapped[0].Swapped("t1") || swapped[0].Author("t1") != "alice" || (Message{Username: "alice", Message: "t1"}).Swapped("t1") {
+		t.Error("Swapped/Author misread an entry")
 	}
 	if !IsSubsequence([]string{"a", "c"}, []string{"a", "b", "c"}) || IsSubsequence([]string{"c", "a"}, []string{"a", "b", "c"}) {
 		t.Error("IsSubsequence is wrong about order")

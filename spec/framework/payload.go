@@ -61,15 +61,52 @@ func (p Payload) Count(username string) int {
 	return n
 }
 
+// Is reports whether the entry holds text, in its message field or, with
+// the fields swapped, in its username field. Finding a message is a step
+// of nearly every case; whether the fields are right is MSG-2's to judge
+// (and PAY-3's and SEC-1's, which check the entry exactly). The suite's
+// texts contain spaces and '#', so no username can be mistaken for one.
+func (m Message) Is(text string) bool {
+	return m.Message == text || m.Username == text
+}
+
+// Swapped reports whether the entry holds text in its username field
+// instead of its message field (CONTRACT.md MSG-2 forbids it).
+func (m Message) Swapped(text string) bool {
+	return m.Message != text && m.Username == text
+}
+
+// Author returns who the entry says wrote text: its username field, or
+// its message field when the fields are swapped (see Swapped).
+func (m Message) Author(text string) string {
+	if m.Swapped(text) {
+		return m.Message
+	}
+	return m.Username
+}
+
 // MessageIndex returns the position of the first message with text in
-// messagesList, or -1.
+// messagesList (in either field, see Message.Is), or -1.
 func (p Payload) MessageIndex(text string) int {
 	for i, m := range p.MessagesList {
-		if m.Message == text {
+		if m.Is(text) {
 			return i
 		}
 	}
 	return -1
+}
+
+// swappedNote says, for a Filter's Tolerated, that texts were found only
+// in the username field of the list's entries.
+func swappedNote(p Payload, texts ...string) string {
+	for _, t := range texts {
+		for _, m := range p.MessagesList {
+			if m.Swapped(t) {
+				return fmt.Sprintf("the message %q came back as %+v: text and username swapped", t, m)
+			}
+		}
+	}
+	return ""
 }
 
 // Filter narrows which event an Await accepts. Desc completes the sentence
@@ -77,6 +114,11 @@ func (p Payload) MessageIndex(text string) int {
 type Filter struct {
 	Desc  string
 	Match func(Payload) bool
+	// Tolerated, when set, says which requirement an accepted event
+	// violates although it matched (the step accepts it so that the case
+	// can judge its own requirement) and how, or "" for none. The Await
+	// that accepts the event records it (Framework.Tolerate).
+	Tolerated func(Payload) (req, note string)
 }
 
 // Listing accepts events whose connectedUserList contains username.
@@ -97,11 +139,13 @@ func NotListing(username string) Filter {
 }
 
 // HasMessage accepts events whose messagesList contains a message with
-// this text (whoever it is attributed to).
+// this text (whoever it is attributed to, and with the fields swapped too:
+// that is tolerated and recorded as MSG-2's).
 func HasMessage(text string) Filter {
 	return Filter{
-		Desc:  fmt.Sprintf("whose messagesList contains the message %q", text),
-		Match: func(p Payload) bool { return p.MessageIndex(text) >= 0 },
+		Desc:      fmt.Sprintf("whose messagesList contains the message %q", text),
+		Match:     func(p Payload) bool { return p.MessageIndex(text) >= 0 },
+		Tolerated: func(p Payload) (string, string) { return "MSG-2", swappedNote(p, text) },
 	}
 }
 
@@ -368,11 +412,13 @@ func Mentions(token string) Filter {
 // HasAllMessages accepts events whose messagesList contains every text.
 func HasAllMessages(texts []string) Filter {
 	return Filter{
-		Desc: fmt.Sprintf("whose messagesList contains all %d messages written", len(texts)),
+		Desc:      fmt.Sprintf("whose messagesList contains all %d messages written", len(texts)),
+		Tolerated: func(p Payload) (string, string) { return "MSG-2", swappedNote(p, texts...) },
 		Match: func(p Payload) bool {
 			have := map[string]bool{}
 			for _, m := range p.MessagesList {
 				have[m.Message] = true
+				have[m.Username] = true // swapped fields: MSG-2's to judge
 			}
 			for _, t := range texts {
 				if !have[t] {
@@ -385,7 +431,8 @@ func HasAllMessages(texts []string) Filter {
 }
 
 // Project returns the texts of list that are among texts, in list order:
-// the part of a (possibly shared, live) history this spec caused.
+// the part of a (possibly shared, live) history this spec caused. An entry
+// with its fields swapped counts for its text (see Message.Is).
 func Project(list []Message, texts []string) []string {
 	want := map[string]bool{}
 	for _, t := range texts {
@@ -393,21 +440,26 @@ func Project(list []Message, texts []string) []string {
 	}
 	var out []string
 	for _, m := range list {
-		if want[m.Message] {
+		switch {
+		case want[m.Message]:
 			out = append(out, m.Message)
+		case want[m.Username]:
+			out = append(out, m.Username)
 		}
 	}
 	return out
 }
 
-// Duplicates returns the texts that appear more than once in list.
-func Duplicates(list []Message) []string {
+// Duplicates returns the texts among texts that appear more than once in
+// list. Only the spec's own texts count: on a live server two people may
+// well have written "hi".
+func Duplicates(list []Message, texts []string) []string {
 	seen := map[string]int{}
 	var out []string
-	for _, m := range list {
-		seen[m.Message]++
-		if seen[m.Message] == 2 {
-			out = append(out, m.Message)
+	for _, t := range Project(list, texts) {
+		seen[t]++
+		if seen[t] == 2 {
+			out = append(out, t)
 		}
 	}
 	return out
