@@ -18,12 +18,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-for fixture in spec/testdata/nodeserver spec/testdata/jsclient; do
-  if [ -f "$fixture/package-lock.json" ]; then
-    echo "test.sh: npm ci --prefix $fixture"
-    npm ci --prefix "$fixture" --no-audit --no-fund --loglevel=error
-  fi
-done
+if [ "${CHATSPEC_SKIP_NODE:-}" != 1 ]; then
+  node_version=$(node -p 'process.versions.node')
+  case "$node_version" in
+    [0-9].* | 1[0-7].* | 18.[0-2].*)
+      echo "test.sh: Node $node_version is too old: the Node test fixtures need 18.3 or later (20+ recommended)." >&2
+      echo "test.sh: install a newer Node (https://nodejs.org), or set CHATSPEC_SKIP_NODE=1 to skip the Node interop tests." >&2
+      exit 2 ;;
+  esac
+  for fixture in spec/testdata/nodeserver spec/testdata/jsclient; do
+    if [ -f "$fixture/package-lock.json" ]; then
+      echo "test.sh: npm ci --prefix $fixture"
+      npm ci --prefix "$fixture" --no-audit --no-fund --loglevel=error
+    fi
+  done
+fi
 
 if [ $# -eq 0 ]; then set -- ./...; fi
 go test -race -count=1 -timeout 40m "$@"

@@ -44,6 +44,17 @@ func CheckNodeSetup(dirs ...string) error {
 	if _, err := exec.LookPath("node"); err != nil {
 		return fmt.Errorf("%w: node is not on PATH (%v); install Node 20+, then run: %s", ErrNodeSetup, err, InstallHint)
 	}
+	// The fixtures use node:util parseArgs (Node 18.3+); an older Node
+	// would fail each test with a syntax or require error instead.
+	out, err := exec.Command("node", "-p", "process.versions.node").Output()
+	if err != nil {
+		return fmt.Errorf("%w: node -p process.versions.node: %v", ErrNodeSetup, err)
+	}
+	version := strings.TrimSpace(string(out))
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil || major < 18 || (major == 18 && minor < 3) {
+		return fmt.Errorf("%w: Node %s is too old: the fixtures need Node 18.3 or later (20+ recommended)", ErrNodeSetup, version)
+	}
 	for _, dir := range dirs {
 		nm := filepath.Join(dir, "node_modules")
 		if st, err := os.Stat(nm); err != nil || !st.IsDir() {
