@@ -24,6 +24,7 @@ type Conn struct {
 	base *url.URL
 	hs   Handshake
 	id   string // Socket.IO socket id, set before Dial returns
+	pid  string // connection state recovery id from the CONNECT ack, if any
 
 	transport atomic.Value // Transport currently carrying packets
 
@@ -192,6 +193,23 @@ func (c *Conn) Handshake() Handshake { return c.hs }
 
 // ID returns the Socket.IO socket id from the CONNECT ack.
 func (c *Conn) ID() string { return c.id }
+
+// RecoveryID returns the private session id ("pid") of the CONNECT ack,
+// set when the server offers Socket.IO connection state recovery; empty
+// otherwise. Such a server appends an offset to every event (Event.Offset).
+func (c *Conn) RecoveryID() string { return c.pid }
+
+// takeOffset moves the offset a recovering server appends to an event out
+// of its arguments (see splitOffset), so that Args holds what the
+// application emitted.
+func (c *Conn) takeOffset(ev *Event) {
+	if c.pid == "" {
+		return
+	}
+	if rest, off, ok := splitOffset(ev.Args); ok {
+		ev.Args, ev.Offset = rest, off
+	}
+}
 
 // Transport reports the transport carrying packets now: Polling or WebSocket.
 func (c *Conn) Transport() Transport { return c.transport.Load().(Transport) }
@@ -591,11 +609,11 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 		if c.connected {
 			return protoErr(b, "CONNECT ack for an already connected namespace")
 		}
-		sid, err := parseConnectAck(p.data)
+		sid, pid, err := parseConnectAck(p.data)
 		if err != nil {
 			return err
 		}
-		c.id = sid
+		c.id, c.pid = sid, pid
 		c.connected = true
 		// Events that came before the ack (see earlyEventLimit) are
 		// delivered first, in the order they arrived.
@@ -604,6 +622,7 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 		for _, ev := range early {
 			c.seq++
 			ev.Seq = c.seq
+			c.takeOffset(&ev)
 			if err := c.deliver(ev); err != nil {
 				return err
 			}
@@ -641,6 +660,7 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 			id := p.id
 			ev.AckID = &id
 		}
+		c.takeOffset(&ev)
 		return c.deliver(ev)
 	case sioparser.ACK:
 		if !p.hasID {

@@ -112,6 +112,10 @@ type Event struct {
 	Received time.Time
 	// Seq numbers the events of one connection 1, 2, 3... in receive order.
 	Seq uint64
+	// Offset is the last argument a server with connection state recovery
+	// appends to every event (Conn.RecoveryID is then set); it is taken out
+	// of Args, which holds only what the application emitted.
+	Offset string
 }
 
 // Decode unmarshals argument i (0-based, after the event name) into v.

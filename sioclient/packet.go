@@ -287,16 +287,73 @@ func looksLikeEIO3(b []byte) bool {
 	return i > 0 && i < len(b) && b[i] == ':'
 }
 
-// parseConnectAck decodes the CONNECT data `{"sid":"..."}`.
-func parseConnectAck(data []byte) (string, error) {
+// parseConnectAck decodes the CONNECT data `{"sid":"..."}`; pid is set when
+// the server offers connection state recovery (`{"sid":"...","pid":"..."}`).
+func parseConnectAck(data []byte) (sid, pid string, err error) {
 	var v struct {
 		SID string `json:"sid"`
+		PID string `json:"pid"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil || v.SID == "" {
-		return "", protoErr(data, "CONNECT ack without a sid object")
+		return "", "", protoErr(data, "CONNECT ack without a sid object")
 	}
-	return v.SID, nil
+	return v.SID, v.PID, nil
 }
+
+// splitOffset removes the offset that a Socket.IO server with connection
+// state recovery appends to every event as a last, string argument. It
+// returns args unchanged (and ok false) unless there is a first argument
+// and the last one is a JSON string. It scans from the end, so a large
+// first argument costs nothing.
+func splitOffset(args json.RawMessage) (rest json.RawMessage, offset string, ok bool) {
+	b := bytes.TrimRight(args, " \t\r\n")
+	if len(b) < 2 || b[len(b)-1] != ']' {
+		return args, "", false
+	}
+	end := len(b) - 1 // the closing bracket
+	i := end - 1
+	for i >= 0 && isJSONSpace(b[i]) {
+		i--
+	}
+	if i < 0 || b[i] != '"' {
+		return args, "", false
+	}
+	closing := i
+	// The opening quote is the previous quote not escaped by an odd run of
+	// backslashes.
+	j := closing - 1
+	for ; j >= 0; j-- {
+		if b[j] != '"' {
+			continue
+		}
+		k := j - 1
+		for k >= 0 && b[k] == '\\' {
+			k--
+		}
+		if (j-1-k)%2 == 0 {
+			break
+		}
+	}
+	if j < 0 {
+		return args, "", false
+	}
+	k := j - 1
+	for k >= 0 && isJSONSpace(b[k]) {
+		k--
+	}
+	if k < 1 || b[k] != ',' { // the offset alone, or not an argument boundary
+		return args, "", false
+	}
+	if err := json.Unmarshal(b[j:closing+1], &offset); err != nil {
+		return args, "", false
+	}
+	out := make(json.RawMessage, 0, k+1)
+	out = append(out, b[:k]...)
+	out = append(out, ']')
+	return out, offset, true
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // parseConnectError decodes CONNECT_ERROR data: `{"message":..., "data":...}`
 // (Socket.IO v5) or a bare string (older servers).

@@ -89,6 +89,12 @@ var _ = Describe("Transport and connection (CONN, TRANS)", func() {
 		hs := c.Handshake()
 		f.Finding("pingInterval %s, pingTimeout %s (a silent client is dropped after about %s), maxPayload %d bytes, upgrades %q",
 			hs.PingInterval, hs.PingTimeout, hs.PingInterval+hs.PingTimeout, hs.MaxPayload, hs.Upgrades)
+		if c.Conn().RecoveryID() != "" {
+			// Socket.IO's connectionStateRecovery: every event then ends with
+			// an offset argument, which the client sets aside (PAY-1 judges
+			// what the application emitted).
+			f.Finding("the server offers connection state recovery (a pid in the CONNECT ack): events carry a trailing offset argument, set aside by the client")
+		}
 	})
 })
 
