@@ -28,14 +28,22 @@ func referenceAt(t *testing.T, addr string) *reference.Running {
 	cfg.PingTimeout = 5 * time.Second
 	cfg.HistoryLimit = 50
 	cfg.Rate = 0
+	r, err := whileAddrInUse(func() (*reference.Running, error) { return reference.Start(context.Background(), cfg) })
+	if err != nil {
+		t.Fatalf("reference.Start(%s): %v", addr, err)
+	}
+	return r
+}
+
+// whileAddrInUse calls start until it does not fail with "address in use",
+// for at most 5 s (the port has no event to wait for), and returns the last
+// result.
+func whileAddrInUse[T any](start func() (T, error)) (T, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		r, err := reference.Start(context.Background(), cfg)
-		if err == nil {
-			return r
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			t.Fatalf("reference.Start(%s): %v", addr, err)
+		v, err := start()
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return v, err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -180,17 +188,10 @@ func TestLossAfterRecoveryStillShows(t *testing.T) {
 		case <-e.stopCh:
 			return
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			s, err := faultychat.Start(faultychat.Faults{DropEvery: 5, Addr: addr})
-			if err == nil {
-				next = s
-				return
-			}
-			if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if s, err := whileAddrInUse(func() (*faultychat.Server, error) {
+			return faultychat.Start(faultychat.Faults{DropEvery: 5, Addr: addr})
+		}); err == nil {
+			next = s
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -285,17 +286,8 @@ func TestOutagesArePerTarget(t *testing.T) {
 		case <-e.stopCh:
 			return
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			s, err := faultychat.Start(faultychat.Faults{Addr: addrB})
-			if err == nil {
-				next = s
-				return
-			}
-			if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if s, err := whileAddrInUse(func() (*faultychat.Server, error) { return faultychat.Start(faultychat.Faults{Addr: addrB}) }); err == nil {
+			next = s
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
