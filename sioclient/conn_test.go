@@ -453,6 +453,25 @@ func fakeServer(t *testing.T, handler http.HandlerFunc) string {
 	return srv.URL
 }
 
+// pollingScript serves a long-polling connection from a script: the n-th
+// GET gets gets[n-1] (an Engine.IO payload), later GETs hang until the
+// client gives up; every POST is accepted.
+func pollingScript(t *testing.T, gets ...string) string {
+	t.Helper()
+	var n atomic.Int32
+	return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			fmt.Fprint(w, "ok")
+			return
+		}
+		if i := int(n.Add(1)); i <= len(gets) {
+			fmt.Fprint(w, gets[i-1])
+			return
+		}
+		<-r.Context().Done()
+	})
+}
+
 func TestHostileHTTPServers(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	cases := []struct {
@@ -519,23 +538,7 @@ func TestHostilePollingPayloads(t *testing.T) {
 	}
 	for name, payload := range cases {
 		t.Run(name, func(t *testing.T) {
-			var gets atomic.Int32
-			u := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPost {
-					fmt.Fprint(w, "ok")
-					return
-				}
-				switch gets.Add(1) {
-				case 1:
-					fmt.Fprint(w, `0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)
-				case 2:
-					fmt.Fprint(w, `40{"sid":"x1"}`)
-				case 3:
-					fmt.Fprint(w, payload)
-				default:
-					<-r.Context().Done()
-				}
-			})
+			u := pollingScript(t, `0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`, `40{"sid":"x1"}`, payload)
 			c, err := Dial(ctxT(t, 5*time.Second), Options{URL: u, Transport: Polling})
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
@@ -556,21 +559,7 @@ func TestHostilePollingPayloads(t *testing.T) {
 }
 
 func TestClientPingTimeout(t *testing.T) {
-	var gets atomic.Int32
-	u := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			fmt.Fprint(w, "ok")
-			return
-		}
-		switch gets.Add(1) {
-		case 1:
-			fmt.Fprint(w, `0{"sid":"s1","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000000}`)
-		case 2:
-			fmt.Fprint(w, `40{"sid":"x1"}`)
-		default:
-			<-r.Context().Done()
-		}
-	})
+	u := pollingScript(t, `0{"sid":"s1","upgrades":[],"pingInterval":100,"pingTimeout":100,"maxPayload":1000000}`, `40{"sid":"x1"}`)
 	c, err := Dial(ctxT(t, 5*time.Second), Options{URL: u, Transport: Polling})
 	if err != nil {
 		t.Fatal(err)

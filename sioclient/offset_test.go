@@ -2,9 +2,6 @@ package sioclient
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -66,23 +63,8 @@ func TestRecoveryOffsetOverPolling(t *testing.T) {
 		{`40{"sid":"x1","pid":"p1"}`, `[{"messagesList":[]}]`, "off-7", "p1"},
 		{`40{"sid":"x1"}`, `[{"messagesList":[]},"off-7"]`, "", ""},
 	} {
-		var gets atomic.Int32
-		u := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost {
-				fmt.Fprint(w, "ok")
-				return
-			}
-			switch gets.Add(1) {
-			case 1:
-				fmt.Fprint(w, `0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`)
-			case 2:
-				fmt.Fprint(w, tc.ack)
-			case 3:
-				fmt.Fprint(w, `42["messageWritten",{"messagesList":[]},"off-7"]`)
-			default:
-				<-r.Context().Done()
-			}
-		})
+		u := pollingScript(t, `0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`,
+			tc.ack, `42["messageWritten",{"messagesList":[]},"off-7"]`)
 		c, err := Dial(ctxT(t, 5*time.Second), Options{URL: u, Transport: Polling})
 		if err != nil {
 			t.Fatalf("Dial: %v", err)
