@@ -81,6 +81,7 @@ type NodeServer struct {
 	out  *capture
 	done chan struct{} // closed when the process has been waited for
 	err  error         // Wait's result; valid once done is closed
+	ctx  context.Context
 
 	stopOnce sync.Once
 }
@@ -123,7 +124,7 @@ func StartNodeScript(ctx context.Context, dir, script string, args ...string) (*
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start node %s in %s: %w", script, dir, err)
 	}
-	s := &NodeServer{cmd: cmd, out: out, done: make(chan struct{})}
+	s := &NodeServer{cmd: cmd, out: out, done: make(chan struct{}), ctx: ctx}
 	go func() {
 		s.err = cmd.Wait()
 		close(s.done)
@@ -167,8 +168,14 @@ func (s *NodeServer) Stop() error {
 			return
 		default:
 		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			_ = s.cmd.Process.Kill()
+		// Once the start context is done, CommandContext has sent (or is
+		// sending) the SIGTERM; a second one would make server.js exit at
+		// once with 130 ("a second signal means now"). A test's context
+		// ends just before its cleanups, so this is the usual path there.
+		if s.ctx.Err() == nil {
+			if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				_ = s.cmd.Process.Kill()
+			}
 		}
 		select {
 		case <-s.done:
