@@ -16,7 +16,7 @@ import (
 
 	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
 	"github.com/chatspec/chatspec/reference"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // benchServerEnv, when set, turns the test binary into a chat server

@@ -9,7 +9,7 @@ import (
 	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
 	"github.com/chatspec/chatspec/loadgen/threshold"
 	"github.com/chatspec/chatspec/reference"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // startReference runs the reference server on a free loopback port for

@@ -7,7 +7,7 @@ import (
 
 	"github.com/chatspec/chatspec/loadgen"
 	"github.com/chatspec/chatspec/loadgen/threshold"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // Example shows the whole pipeline: a plan, an engine, metrics, thresholds.

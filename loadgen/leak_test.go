@@ -8,7 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // TestEngineLeavesNoGoroutines runs users over every transport, with

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
 	"github.com/chatspec/chatspec/reference"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // referenceAt starts the reference server on addr ("127.0.0.1:0" for a

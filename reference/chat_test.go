@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chatspec/chatspec/reference/store"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // JOIN-1, JOIN-2, JOIN-3, JOIN-4, PAY-1 over every transport.

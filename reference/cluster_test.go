@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatspec/chatspec/reference/store"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // UsersRemoved and UsersRestored (a shared store's background changes,

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // churnHTTP carries the churned clients' HTTP, so that a test can close

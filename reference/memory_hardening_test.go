@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // The memory measurements of HARDENING.md. They are benchmarks,

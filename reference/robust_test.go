@@ -13,7 +13,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatspec/chatspec/reference/store"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // ERR-1, ROB-1, ROB-2, SEC-1, SEC-2, SEC-3: every kind of bad input gets a

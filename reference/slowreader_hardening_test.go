@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 func TestSlowReaderUnit(t *testing.T) {

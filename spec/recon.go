@@ -6,8 +6,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
-	"github.com/chatspec/chatspec/sioclient"
 	"github.com/chatspec/chatspec/spec/framework"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // Reconnection: CONTRACT.md §6.

@@ -15,8 +15,8 @@ import (
 	stock "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
-	"github.com/chatspec/chatspec/sioclient"
 	"github.com/chatspec/chatspec/spec/framework"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // The stock client: does an ordinary Socket.IO client library (the

@@ -11,7 +11,7 @@ import (
 
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/spec/framework"
-	"github.com/chatspec/chatspec/target"
+	"github.com/chatspec/chatspec/spec/target"
 )
 
 // TestSpec runs the whole suite (every grade) against an in-process

@@ -17,8 +17,8 @@ import (
 	"github.com/chatspec/chatspec/loadgen/threshold"
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/reports"
-	"github.com/chatspec/chatspec/sioclient"
-	"github.com/chatspec/chatspec/target"
+	"github.com/chatspec/chatspec/spec/sioclient"
+	"github.com/chatspec/chatspec/spec/target"
 )
 
 func init() {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/chatspec/chatspec/reference/store/redisstore/redistest"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // serveOutput is a goroutine-safe stdout that reports the URL line.

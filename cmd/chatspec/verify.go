@@ -17,10 +17,10 @@ import (
 
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/reports"
-	"github.com/chatspec/chatspec/sioclient"
 	"github.com/chatspec/chatspec/spec"
 	"github.com/chatspec/chatspec/spec/framework"
-	"github.com/chatspec/chatspec/target"
+	"github.com/chatspec/chatspec/spec/sioclient"
+	"github.com/chatspec/chatspec/spec/target"
 )
 
 func init() {

@@ -23,7 +23,7 @@ import (
 	"github.com/chatspec/chatspec/reference/store"
 	"github.com/chatspec/chatspec/reference/store/redisstore"
 	"github.com/chatspec/chatspec/reference/store/redisstore/sioadapter"
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // waitFor bounds every wait; a test that hits it has failed.

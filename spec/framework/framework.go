@@ -9,7 +9,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // Framework is the per-spec fixture: create one per Describe with New; it

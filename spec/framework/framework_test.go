@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 func TestCaseIDAndTitle(t *testing.T) {

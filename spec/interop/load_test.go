@@ -7,8 +7,8 @@ import (
 
 	"github.com/chatspec/chatspec/loadgen"
 	"github.com/chatspec/chatspec/loadgen/threshold"
-	"github.com/chatspec/chatspec/sioclient"
-	"github.com/chatspec/chatspec/target"
+	"github.com/chatspec/chatspec/spec/sioclient"
+	"github.com/chatspec/chatspec/spec/target"
 )
 
 // runLoad drives a short load (users on a websocket/polling/upgrade mix,

@@ -6,7 +6,7 @@ import (
 	"log"
 	"time"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // Dial a chat server, send a message and read the ordered event stream.

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatspec/chatspec/sioclient"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // Options is the connection part of a run's configuration.
