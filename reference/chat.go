@@ -201,7 +201,7 @@ func (s *Server) handleConnecting(sess *session, args []any, ack ackFunc) {
 	// not joined get it too), then JOIN-1/2 to the joiner. In this order,
 	// once the joiner has its connected every other socket has its joined
 	// queued, so a client that connects after that never sees this join.
-	// With a change feed, ApplyChange sends both, in the feed's order.
+	// With a change feed, applyChange sends both, in the feed's order.
 	if w != nil {
 		s.awaitChange(w, func() {
 			s.emit(sess, EventConnected, map[string]any{"connectedUserList": users, "messagesList": history})
@@ -244,7 +244,7 @@ func (s *Server) handleWriteMessage(sess *session, args []any, ack ackFunc) {
 		return
 	}
 	if w != nil {
-		// ApplyChange sends messageWritten, in the feed's order.
+		// applyChange sends messageWritten, in the feed's order.
 		s.awaitChange(w, nil)
 		s.m.messages.Inc()
 		ackOK(ack)
@@ -290,7 +290,7 @@ func (s *Server) handleDisconnect(sess *session, reason string) {
 	s.log.Debug("left", "sid", sess.id, "username", sess.username, "removed", removed, "reason", reason)
 	if !removed || s.feed != nil {
 		// USER-4: another socket still holds the username; say nothing.
-		// With a change feed, ApplyChange announces the leave.
+		// With a change feed, applyChange announces the leave.
 		return
 	}
 	// The socket has left the namespace already, so "everyone" is the

@@ -23,7 +23,8 @@ import (
 // order. A store calls it from inside its own locks, and broadcasting takes
 // chatMu, which a handler waiting on that store may hold.
 //
-// With WithChangeFeed it does nothing: the feed reports such changes.
+// On a store with a change feed it does nothing: the feed reports such
+// changes.
 func (s *Server) UsersRemoved(removed, users []store.User) {
 	if s.feed != nil {
 		return
@@ -35,7 +36,8 @@ func (s *Server) UsersRemoved(removed, users []store.User) {
 // to the list without a join: a shared store registered this node's sockets
 // again after Redis lost its data. It broadcasts `joined` with users, the
 // list right after. Its signature is redisstore.Options.OnRestored's; it
-// returns at once, like UsersRemoved, and does nothing with WithChangeFeed.
+// returns at once, like UsersRemoved, and does nothing on a store with a
+// change feed.
 func (s *Server) UsersRestored(added, users []store.User) {
 	if s.feed != nil {
 		return
@@ -99,12 +101,10 @@ func (s *Server) deliverAnnouncement(a announcement) {
 	}
 }
 
-// healthDetailer is a store that describes its own state for /healthz
-// (redisstore.Store: node ID, liveness, last error).
-type healthDetailer interface{ HealthDetail() any }
-
+// storeDetail is what a shared store says about itself for /healthz
+// (redisstore: node ID, liveness, last error); nil for the memory store.
 func (s *Server) storeDetail() any {
-	if d, ok := s.store.(healthDetailer); ok {
+	if d, ok := s.store.(store.HealthReporter); ok {
 		return d.HealthDetail()
 	}
 	return nil
@@ -145,12 +145,13 @@ func (s *Server) registerStoreMetrics(reg prometheus.Registerer) error {
 // message it has already seen (the suite's HIST-2 caught exactly that,
 // against two nodes sharing Redis through the Socket.IO adapter alone).
 //
-// WithChangeFeed fixes it with a single, totally ordered change feed: the
-// store records each change, with the lists right after it, in the same
-// atomic step that makes it (redisstore: a Redis stream written by the
-// change's own Lua script), and every node's server receives the feed in
-// that one order through ApplyChange. A server with a feed never
-// broadcasts from its handlers: ApplyChange sends each change to the
+// A store that implements store.ChangeFeed fixes it with a single, totally
+// ordered change feed: the store records each change, with the lists right
+// after it, in the same atomic step that makes it (redisstore: a Redis
+// stream written by the change's own Lua script), and every node's server
+// subscribes to the feed (New) and receives it in that one order through
+// applyChange. A server with a feed never broadcasts from its handlers:
+// applyChange sends each change to the
 // server's own sockets only (io.Local), so every client of every node
 // receives the same sequence of lists. A handler waits until the feed has
 // delivered its own change before it acknowledges, so a writer gets its
@@ -158,41 +159,10 @@ func (s *Server) registerStoreMetrics(reg prometheus.Registerer) error {
 // join's place in the sequence: changes before it may still reach the
 // joiner (as to any unjoined socket, JOIN-4), none after it come first.
 
-// Change is one entry of a store's change feed (see WithChangeFeed). Its
-// fields mirror redisstore.Change.
-type Change struct {
-	// Kind is ChangeJoin, ChangeLeave, ChangeAppend, ChangeRemoved or
-	// ChangeRestored.
-	Kind string
-	// SocketID is the socket whose join, leave or append this is.
-	SocketID string
-	// Changed: for a join, the username was newly listed; for a leave, it
-	// was unlisted.
-	Changed bool
-	// Users is the user list right after the change.
-	Users []store.User
-	// History is the history right after a join or an append.
-	History []store.Message
-}
-
-// Change kinds (Change.Kind), the values redisstore uses.
-const (
-	ChangeJoin     = "join"
-	ChangeLeave    = "leave"
-	ChangeAppend   = "append"
-	ChangeRemoved  = "removed"
-	ChangeRestored = "restored"
-)
-
-// WithChangeFeed tells the server that its store reports every change of
-// every node, in one global order, and that the caller passes each one to
-// ApplyChange (redisstore.Options.OnChange). The server then sends chat
-// events only from ApplyChange, to its own sockets. Without it the server
-// broadcasts from its handlers, which is correct for a single node only.
-func WithChangeFeed() Option { return func(o *options) { o.feed = true } }
-
-// feedState tracks this node's handlers that wait for their own change.
+// feedState is the server's side of a store's change feed: the store, and
+// this node's handlers that wait for their own change.
 type feedState struct {
+	store   store.ChangeFeed
 	mu      sync.Mutex
 	waiting map[string]*feedWaiter // by socket ID; a socket handles one event at a time
 }
@@ -248,7 +218,7 @@ func (s *Server) awaitChange(w *feedWaiter, fallback func()) {
 			}
 			return
 		}
-		<-w.done // ApplyChange took it just now and is finishing
+		<-w.done // applyChange took it just now and is finishing
 	}
 }
 
@@ -260,25 +230,20 @@ func (s *Server) dropChange(w *feedWaiter) {
 }
 
 // appendFrom appends m for sess, naming the socket as the change's origin
-// when the store can (redisstore.Store.AppendFrom).
+// on a store with a change feed, so that applyChange finds its waiter.
 func (s *Server) appendFrom(ctx context.Context, sess *session, m store.Message) ([]store.Message, error) {
-	if a, ok := s.store.(interface {
-		AppendFrom(context.Context, store.Message, string) ([]store.Message, error)
-	}); ok {
-		return a.AppendFrom(ctx, m, sess.id)
+	if s.feed != nil {
+		return s.feed.store.AppendFrom(ctx, m, sess.id)
 	}
 	return s.store.Append(ctx, m)
 }
 
-// ApplyChange sends one change of the feed to this server's own sockets
-// (see WithChangeFeed). Call it for every change, in feed order, from one
-// goroutine. Without WithChangeFeed it does nothing.
-func (s *Server) ApplyChange(c Change) {
-	if s.feed == nil {
-		return
-	}
+// applyChange sends one change of the feed to this server's own sockets.
+// The store calls it for every change, in feed order, from one goroutine
+// (store.ChangeFeed.Subscribe).
+func (s *Server) applyChange(c store.Change) {
 	var w *feedWaiter
-	if c.SocketID != "" && (c.Kind == ChangeJoin || c.Kind == ChangeAppend) {
+	if c.SocketID != "" && (c.Kind == store.ChangeJoin || c.Kind == store.ChangeAppend) {
 		s.feed.mu.Lock()
 		if w = s.feed.waiting[c.SocketID]; w != nil {
 			delete(s.feed.waiting, c.SocketID)
@@ -292,7 +257,7 @@ func (s *Server) ApplyChange(c Change) {
 	local := s.io.Local().To(everyone)
 	var err error
 	switch c.Kind {
-	case ChangeJoin:
+	case store.ChangeJoin:
 		s.m.users.Set(float64(len(users)))
 		// As in handleConnecting: joined to everyone else, then connected
 		// to the joiner, if it is ours.
@@ -304,7 +269,7 @@ func (s *Server) ApplyChange(c Change) {
 			}
 			s.emit(w.sess, EventConnected, map[string]any{"connectedUserList": users, "messagesList": history})
 		}
-	case ChangeAppend:
+	case store.ChangeAppend:
 		history := c.History
 		if history == nil {
 			history = []store.Message{}
@@ -312,16 +277,16 @@ func (s *Server) ApplyChange(c Change) {
 		recipients := s.io.Sockets().Sockets().Len()
 		err = local.Emit(EventMessageWritten, map[string]any{"messagesList": history})
 		s.m.deliveries.Add(float64(recipients))
-	case ChangeLeave:
+	case store.ChangeLeave:
 		s.m.users.Set(float64(len(users)))
 		if c.Changed { // USER-4: say nothing while another socket holds it
 			err = local.Emit(EventDisconnected, map[string]any{"connectedUserList": users})
 		}
-	case ChangeRemoved:
+	case store.ChangeRemoved:
 		s.m.users.Set(float64(len(users)))
 		s.log.Info("users of another node removed from the list", "users", len(users))
 		err = local.Emit(EventDisconnected, map[string]any{"connectedUserList": users})
-	case ChangeRestored:
+	case store.ChangeRestored:
 		s.m.users.Set(float64(len(users)))
 		s.log.Info("users listed again after Redis lost them", "users", len(users))
 		err = local.Emit(EventJoined, map[string]any{"connectedUserList": users})

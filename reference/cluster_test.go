@@ -1,8 +1,11 @@
 package reference
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,12 +35,48 @@ func TestUsersRemovedAndRestoredAreBroadcast(t *testing.T) {
 	}
 }
 
-// With a change feed the handlers send nothing themselves: a join is
-// answered only when ApplyChange delivers it (here: never, so the join
-// falls back to a direct connected after StoreTimeout), and ApplyChange's
-// changes reach the server's sockets.
+// scriptedFeed is a memory store with a change feed that the test drives:
+// the server subscribes to it by itself, and feed delivers a change.
+type scriptedFeed struct {
+	*store.Memory
+	mu       sync.Mutex
+	onChange func(store.Change)
+}
+
+func (f *scriptedFeed) Subscribe(onChange func(store.Change)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.onChange != nil {
+		return errors.New("already subscribed")
+	}
+	f.onChange = onChange
+	return nil
+}
+
+func (f *scriptedFeed) AppendFrom(ctx context.Context, m store.Message, _ string) ([]store.Message, error) {
+	return f.Append(ctx, m)
+}
+
+func (f *scriptedFeed) feed(t *testing.T, c store.Change) {
+	t.Helper()
+	f.mu.Lock()
+	onChange := f.onChange
+	f.mu.Unlock()
+	if onChange == nil {
+		t.Fatal("the server did not subscribe to the store's change feed")
+	}
+	onChange(c)
+}
+
+var _ store.ChangeFeed = (*scriptedFeed)(nil)
+
+// On a store with a change feed the server subscribes by itself and its
+// handlers send nothing themselves: a join is answered only when the feed
+// delivers it (here: never, so the join falls back to a direct connected
+// after StoreTimeout), and the feed's changes reach the server's sockets.
 func TestChangeFeedDrivesEvents(t *testing.T) {
-	r := startServer(t, func(c *Config) { c.StoreTimeout = 300 * time.Millisecond }, WithChangeFeed())
+	feed := &scriptedFeed{Memory: store.NewMemory(10)}
+	r := startServer(t, func(c *Config) { c.StoreTimeout = 300 * time.Millisecond }, WithStore(feed))
 	ann := dial(t, r, sioclient.WebSocket)
 	ann.name = "ann"
 	ann.emit(EventConnecting, map[string]any{"username": "ann"})
@@ -46,9 +85,9 @@ func TestChangeFeedDrivesEvents(t *testing.T) {
 	if diff := cmp.Diff([]string{"ann"}, names(p.ConnectedUserList)); diff != "" {
 		t.Errorf("fallback connected list (-want +got):\n%s", diff)
 	}
-	r.Server().ApplyChange(Change{Kind: ChangeAppend, SocketID: "elsewhere", History: []store.Message{{Username: "bob", Message: "hi"}}})
-	r.Server().ApplyChange(Change{Kind: ChangeLeave, SocketID: "x", Changed: false, Users: []store.User{{Username: "ann"}}})
-	r.Server().ApplyChange(Change{Kind: ChangeRemoved, Users: []store.User{{Username: "ann"}}})
+	feed.feed(t, store.Change{Kind: store.ChangeAppend, SocketID: "elsewhere", History: []store.Message{{Username: "bob", Message: "hi"}}})
+	feed.feed(t, store.Change{Kind: store.ChangeLeave, SocketID: "x", Changed: false, Users: []store.User{{Username: "ann"}}})
+	feed.feed(t, store.Change{Kind: store.ChangeRemoved, Users: []store.User{{Username: "ann"}}})
 	var m messagesPayload
 	ann.expect(EventMessageWritten, &m)
 	if diff := cmp.Diff([]store.Message{{Username: "bob", Message: "hi"}}, m.MessagesList); diff != "" {

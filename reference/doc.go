@@ -19,7 +19,7 @@
 // State lives in a store.Store (memory by default; WithStore for a shared
 // one). With the default memory store you can only run a single node. A
 // cluster (chatspec serve --redis) shares a redisstore and takes the chat
-// events from the store's totally ordered change feed (WithChangeFeed,
-// ApplyChange; see cluster.go for why a Socket.IO adapter alone cannot keep
-// HIST-1 across nodes).
+// events from the store's totally ordered change feed (store.ChangeFeed,
+// to which the server subscribes by itself; see cluster.go for why a
+// Socket.IO adapter alone cannot keep HIST-1 across nodes).
 package reference

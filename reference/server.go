@@ -63,8 +63,8 @@ type Server struct {
 	// the background (cluster.go).
 	annMu sync.Mutex
 	ann   announcer
-	// feed is set by WithChangeFeed: chat events then go out from
-	// ApplyChange only (cluster.go).
+	// feed is set when the store has a change feed (store.ChangeFeed):
+	// chat events then go out from applyChange only (cluster.go).
 	feed *feedState
 
 	mu       sync.Mutex
@@ -112,7 +112,6 @@ type options struct {
 	reg     prometheus.Registerer
 	adapter socket.AdapterConstructor
 	now     func() time.Time
-	feed    bool
 }
 
 // WithStore makes the server keep users and history in s instead of a fresh
@@ -152,9 +151,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		opt(&o)
 	}
 	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
-	if o.feed {
-		s.feed = &feedState{waiting: make(map[string]*feedWaiter)}
-	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -196,6 +192,15 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	if err := s.io.Engine().On("connection", s.onEngineConnection); err != nil {
 		return nil, fmt.Errorf("reference: registering engine connection handler: %w", err)
+	}
+	// Last, so that no change reaches a half-built server: a shared store's
+	// feed is the only source of chat events from now on (cluster.go).
+	if f, ok := s.store.(store.ChangeFeed); ok {
+		s.feed = &feedState{store: f, waiting: make(map[string]*feedWaiter)}
+		if err := f.Subscribe(s.applyChange); err != nil {
+			s.cancel()
+			return nil, fmt.Errorf("reference: subscribing to the store's change feed: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -303,7 +308,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 // pingStore checks the store: with its Ping method when it has one (a
 // remote store), else with a cheap read.
 func (s *Server) pingStore(ctx context.Context) error {
-	if p, ok := s.store.(interface{ Ping(context.Context) error }); ok {
+	if p, ok := s.store.(store.Pinger); ok {
 		return p.Ping(ctx)
 	}
 	_, err := s.store.Users(ctx)

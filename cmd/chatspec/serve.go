@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -192,7 +191,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return ExitError
 	}
 	if cl != nil {
-		cl.relay.set(running.Server())
 		logger.Info("cluster node ready", "node", f.redisOpts.NodeID, "redis", redactURL(f.redisURL),
 			"prefix", f.redisOpts.Prefix, "adapter", f.adapter, "node_ttl", f.redisOpts.NodeTTL.String())
 	}
@@ -232,9 +230,8 @@ const adapterNone = "none"
 // cluster is a node's share of a Redis cluster: the store holding the chat
 // state and the adapter carrying broadcasts.
 type cluster struct {
-	st    *redisstore.Store
-	ad    *sioadapter.Adapter
-	relay *listRelay
+	st *redisstore.Store
+	ad *sioadapter.Adapter
 }
 
 // startCluster connects the store and the adapter. go-redis's own log lines
@@ -244,20 +241,19 @@ func startCluster(ctx context.Context, f *serveFlags, logger *slog.Logger) (*clu
 	redis.SetLogger(goRedisLogger{logger.With("component", "go-redis")})
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	relay := &listRelay{}
 	o := f.redisOpts
 	o.URL = f.redisURL
 	o.HistoryLimit = f.cfg.HistoryLimit
 	o.Logger = logger
-	// The change feed carries every change, reaped and restored users
-	// included, in Redis's order; OnReaped and OnRestored stay unset.
-	o.OnChange = relay.change
+	// The server subscribes to the store's change feed by itself: it
+	// carries every change, reaped and restored users included, in Redis's
+	// order, so OnReaped and OnRestored stay unset.
 	st, err := redisstore.New(cctx, o)
 	if err != nil {
 		return nil, err
 	}
 	if f.adapter == adapterNone {
-		return &cluster{st: st, relay: relay}, nil
+		return &cluster{st: st}, nil
 	}
 	ad, err := sioadapter.New(cctx, sioadapter.Options{
 		URL:           f.redisURL,
@@ -269,11 +265,11 @@ func startCluster(ctx context.Context, f *serveFlags, logger *slog.Logger) (*clu
 		_ = st.Close()
 		return nil, err
 	}
-	return &cluster{st: st, ad: ad, relay: relay}, nil
+	return &cluster{st: st, ad: ad}, nil
 }
 
 func (c *cluster) options() []reference.Option {
-	opts := []reference.Option{reference.WithStore(c.st), reference.WithChangeFeed()}
+	opts := []reference.Option{reference.WithStore(c.st)}
 	if c.ad != nil {
 		opts = append(opts, reference.WithAdapter(c.ad.Builder()))
 	}
@@ -281,8 +277,8 @@ func (c *cluster) options() []reference.Option {
 }
 
 // close shuts the node down in the only order that loses no announcement:
-// the store first (it removes this node's users in one step and the relay
-// broadcasts the new list while the adapter still carries it), then the
+// the store first (it removes this node's users in one step and the other
+// nodes read that from the change feed), then the
 // server (stop; its disconnect handlers find the store closed and have
 // nothing left to do), then the adapter.
 func (c *cluster) close(stop func() error) error {
@@ -294,43 +290,6 @@ func (c *cluster) close(stop func() error) error {
 		errs = append(errs, c.ad.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// listRelay forwards the store's change feed to the server, which exists
-// only after the store (the store is one of its options). Changes fed
-// before that are held and delivered, in order, once the server is set.
-type listRelay struct {
-	mu    sync.Mutex
-	srv   *reference.Server
-	early []func(*reference.Server)
-}
-
-func (r *listRelay) set(srv *reference.Server) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.srv = srv
-	for _, f := range r.early {
-		f(srv)
-	}
-	r.early = nil
-}
-
-// do runs f now if the server is set, else once it is. It holds the lock
-// while f runs, so that changes reach the server in feed order even while
-// set replays the early ones.
-func (r *listRelay) do(f func(*reference.Server)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.srv == nil {
-		r.early = append(r.early, f)
-		return
-	}
-	f(r.srv)
-}
-
-func (r *listRelay) change(c redisstore.Change) {
-	rc := reference.Change{Kind: c.Kind, SocketID: c.SocketID, Changed: c.Changed, Users: c.Users, History: c.History}
-	r.do(func(s *reference.Server) { s.ApplyChange(rc) })
 }
 
 // goRedisLogger routes go-redis's package-level log lines to slog.

@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 
 // node is one in-process cluster node, wired as `chatspec serve --redis`
 // wires it: a redisstore with its change feed, the Socket.IO Redis
-// adapter, and a reference server built with WithChangeFeed.
+// adapter, and a reference server, which subscribes to the feed itself.
 type node struct {
 	run *reference.Running
 	st  *redisstore.Store
@@ -90,22 +90,9 @@ func startNode(t *testing.T, redisURL string, o nodeOptions) *node {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	n := &node{reg: prometheus.NewRegistry()}
-	var mu sync.Mutex
-	var srv *reference.Server
-	var early []reference.Change
-	onChange := func(c redisstore.Change) {
-		rc := reference.Change{Kind: c.Kind, SocketID: c.SocketID, Changed: c.Changed, Users: c.Users, History: c.History}
-		mu.Lock()
-		defer mu.Unlock()
-		if srv == nil {
-			early = append(early, rc)
-			return
-		}
-		srv.ApplyChange(rc)
-	}
 	st, err := redisstore.New(ctx, redisstore.Options{
 		URL: redisURL, Prefix: o.prefix, NodeID: o.id, NodeTTL: o.ttl,
-		HistoryLimit: o.historyLimit, Logger: o.logger, OnChange: onChange,
+		HistoryLimit: o.historyLimit, Logger: o.logger,
 	})
 	if err != nil {
 		t.Fatalf("redisstore.New: %v", err)
@@ -126,7 +113,7 @@ func startNode(t *testing.T, redisURL string, o nodeOptions) *node {
 	cfg.StoreTimeout = 2 * time.Second
 	cfg.Rate = 0 // the ordering test writes in bursts
 	run, err := reference.Start(context.Background(), cfg,
-		reference.WithStore(st), reference.WithAdapter(ad.Builder()), reference.WithChangeFeed(),
+		reference.WithStore(st), reference.WithAdapter(ad.Builder()),
 		reference.WithLogger(o.logger), reference.WithRegisterer(n.reg))
 	if err != nil {
 		st.Close()
@@ -134,13 +121,6 @@ func startNode(t *testing.T, redisURL string, o nodeOptions) *node {
 		t.Fatalf("reference.Start: %v", err)
 	}
 	n.run = run
-	mu.Lock()
-	srv = run.Server()
-	for _, c := range early {
-		srv.ApplyChange(c)
-	}
-	early = nil
-	mu.Unlock()
 	t.Cleanup(func() { n.stop(t) })
 	return n
 }

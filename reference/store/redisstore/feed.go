@@ -23,8 +23,8 @@ import (
 // list or the history appends the change, with the lists as they are right
 // after it, to one Redis stream (P feed) in the same atomic step; so the
 // stream's order is the order of the changes. Every node reads the stream
-// (XREAD, blocking) and hands each entry to Options.OnChange in that order.
-// A server that sends chat events only from OnChange, and only to its own
+// (XREAD, blocking) and hands each entry to its subscriber in that order
+// (Subscribe). A server that sends chat events only from the feed, and only to its own
 // sockets, gives every client of every node the same sequence of lists.
 //
 // A stream, unlike Pub/Sub, keeps entries while a node's connection is
@@ -45,37 +45,8 @@ const feedBlock = 250 * time.Millisecond
 // feedBatch is the most entries one XREAD returns.
 const feedBatch = 100
 
-// Change kinds, Change.Kind.
-const (
-	ChangeJoin     = "join"     // a socket joined (Changed: its username was newly listed)
-	ChangeLeave    = "leave"    // a socket left (Changed: its username was unlisted)
-	ChangeAppend   = "append"   // a message was appended
-	ChangeRemoved  = "removed"  // a dead or closing node's users were unlisted
-	ChangeRestored = "restored" // a node's users were listed again after Redis lost them
-)
-
-// Change is one entry of the change feed.
-type Change struct {
-	// Seq numbers the changes, from 1, without gaps (until Redis loses its
-	// data, which starts it again from 1).
-	Seq int64
-	// Kind is one of the Change* constants.
-	Kind string
-	// SocketID is the socket whose join, leave or append this is; empty
-	// for removed and restored.
-	SocketID string
-	// Changed reports, for a join, that the username was newly listed; for
-	// a leave, that it was unlisted. Always true for removed and restored.
-	Changed bool
-	// Users is the user list right after the change.
-	Users []store.User
-	// History is the history right after the change, for joins and
-	// appends; nil for the other kinds.
-	History []store.Message
-}
-
 // feedLen is the feed length the scripts get. Every node writes the feed,
-// whether or not it reads it (Options.OnChange): the nodes that read it
+// whether or not it reads it (Subscribe): the nodes that read it
 // must see every node's changes.
 func (s *Store) feedLen() string { return strconv.Itoa(s.opts.FeedLength) }
 
@@ -97,8 +68,30 @@ func (s *Store) feedStart(ctx context.Context) (string, error) {
 	return last[0].ID, nil
 }
 
-// readFeed delivers the feed to Options.OnChange until ctx ends.
-func (s *Store) readFeed(ctx context.Context, from string) {
+// Subscribe delivers the change feed to onChange (store.ChangeFeed): every
+// change of every node sharing the prefix, from the first one after New,
+// one at a time and in Redis's order, on the feed's goroutine, until Close.
+// It may be called once.
+func (s *Store) Subscribe(onChange func(store.Change)) error {
+	if onChange == nil {
+		return errors.New("redisstore: Subscribe needs a function")
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	s.mu.Lock()
+	from, subscribed := s.feedFrom, s.subscribed
+	s.subscribed = true
+	s.mu.Unlock()
+	if subscribed {
+		return errors.New("redisstore: the change feed already has a subscriber")
+	}
+	s.wg.Go(func() { s.readFeed(s.loopCtx, from, onChange) })
+	return nil
+}
+
+// readFeed delivers the feed to onChange until ctx ends.
+func (s *Store) readFeed(ctx context.Context, from string, onChange func(store.Change)) {
 	healthy := true
 	s.setFeedHealthy(true)
 	for ctx.Err() == nil {
@@ -140,7 +133,7 @@ func (s *Store) readFeed(ctx context.Context, from string) {
 					continue
 				}
 				s.checkSeq(c.Seq)
-				s.opts.OnChange(c)
+				onChange(c)
 			}
 		}
 	}
@@ -172,22 +165,22 @@ func (s *Store) checkSeq(n int64) {
 	}
 }
 
-func decodeChange(m redis.XMessage) (Change, error) {
+func decodeChange(m redis.XMessage) (store.Change, error) {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	n, err := strconv.ParseInt(str("n"), 10, 64)
 	if err != nil {
-		return Change{}, fmt.Errorf("field n %q: %w", str("n"), err)
+		return store.Change{}, fmt.Errorf("field n %q: %w", str("n"), err)
 	}
-	c := Change{Seq: n, Kind: str("k"), SocketID: str("s"), Changed: str("c") == "1"}
+	c := store.Change{Seq: n, Kind: store.ChangeKind(str("k")), SocketID: str("s"), Changed: str("c") == "1"}
 	var names []string
 	if err := json.Unmarshal([]byte(str("u")), &names); err != nil {
-		return Change{}, fmt.Errorf("field u: %w", err)
+		return store.Change{}, fmt.Errorf("field u: %w", err)
 	}
 	c.Users = toUsers(names)
 	if h, ok := m.Values["h"].(string); ok {
 		c.History = []store.Message{}
 		if err := json.Unmarshal([]byte(h), &c.History); err != nil {
-			return Change{}, fmt.Errorf("field h: %w", err)
+			return store.Change{}, fmt.Errorf("field h: %w", err)
 		}
 	}
 	return c, nil

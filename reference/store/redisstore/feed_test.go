@@ -16,22 +16,22 @@ import (
 // feedLog collects one node's feed.
 type feedLog struct {
 	mu      sync.Mutex
-	changes []Change
+	changes []store.Change
 }
 
-func (f *feedLog) add(c Change) {
+func (f *feedLog) add(c store.Change) {
 	f.mu.Lock()
 	f.changes = append(f.changes, c)
 	f.mu.Unlock()
 }
 
-func (f *feedLog) get() []Change {
+func (f *feedLog) get() []store.Change {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Change(nil), f.changes...)
+	return append([]store.Change(nil), f.changes...)
 }
 
-func (f *feedLog) waitLen(t *testing.T, n int) []Change {
+func (f *feedLog) waitLen(t *testing.T, n int) []store.Change {
 	t.Helper()
 	eventually(t, 5*time.Second, fmt.Sprintf("%d feed entries", n), func() error {
 		if got := len(f.get()); got < n {
@@ -49,8 +49,10 @@ func TestFeedOneOrderForAllNodes(t *testing.T) {
 	srv := redistest.Start(t)
 	prefix := uniquePrefix(t)
 	var logA, logB feedLog
-	a := newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "a", HistoryLimit: 100, OnChange: logA.add})
-	b := newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "b", HistoryLimit: 100, OnChange: logB.add})
+	a := newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "a", HistoryLimit: 100})
+	b := newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "b", HistoryLimit: 100})
+	subscribe(t, a, logA.add)
+	subscribe(t, b, logB.add)
 	ctx := t.Context()
 
 	if _, _, _, err := a.Join(ctx, "ann", "sa"); err != nil {
@@ -89,11 +91,11 @@ func TestFeedOneOrderForAllNodes(t *testing.T) {
 			t.Fatalf("entry %d has Seq %d, want %d", i, c.Seq, i+1)
 		}
 	}
-	if c := gotA[0]; c.Kind != ChangeJoin || c.SocketID != "sa" || !c.Changed || len(c.Users) != 1 || c.History == nil {
+	if c := gotA[0]; c.Kind != store.ChangeJoin || c.SocketID != "sa" || !c.Changed || len(c.Users) != 1 || c.History == nil {
 		t.Errorf("first entry = %+v, want ann's join with the list and an empty history", c)
 	}
 	for i, c := range gotA[2 : 2+2*each] {
-		if c.Kind != ChangeAppend || len(c.History) != i+1 {
+		if c.Kind != store.ChangeAppend || len(c.History) != i+1 {
 			t.Fatalf("append entry %d = %s with %d messages, want append with %d", i, c.Kind, len(c.History), i+1)
 		}
 		if i > 0 && !cmp.Equal(c.History[:i], gotA[2+i-1].History) {
@@ -104,7 +106,7 @@ func TestFeedOneOrderForAllNodes(t *testing.T) {
 		}
 	}
 	last := gotA[total-1]
-	if last.Kind != ChangeLeave || !last.Changed || !cmp.Equal(last.Users, []store.User{{Username: "ann"}}) {
+	if last.Kind != store.ChangeLeave || !last.Changed || !cmp.Equal(last.Users, []store.User{{Username: "ann"}}) {
 		t.Errorf("last entry = %+v, want bea's leave unlisting her", last)
 	}
 	if st := a.Status(); !st.FeedHealthy || st.MissedChanges != 0 {
@@ -119,7 +121,7 @@ func TestFeedReportsRemovedUsers(t *testing.T) {
 	prefix := uniquePrefix(t)
 	var log feedLog
 	const ttl = 300 * time.Millisecond
-	newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "survivor", NodeTTL: ttl, OnChange: log.add})
+	subscribe(t, newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "survivor", NodeTTL: ttl}), log.add)
 	closing := newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "closing", NodeTTL: ttl})
 	dying := newNode(t, Options{URL: srv.URL, Prefix: prefix, NodeID: "dying", NodeTTL: ttl})
 	ctx := t.Context()
@@ -134,13 +136,38 @@ func TestFeedReportsRemovedUsers(t *testing.T) {
 	}
 	dying.crash()
 	got := log.waitLen(t, 4)
-	want := []Change{
-		{Seq: 1, Kind: ChangeJoin, SocketID: "c1", Changed: true, Users: []store.User{{Username: "cal"}}, History: []store.Message{}},
-		{Seq: 2, Kind: ChangeJoin, SocketID: "d1", Changed: true, Users: []store.User{{Username: "cal"}, {Username: "dan"}}, History: []store.Message{}},
-		{Seq: 3, Kind: ChangeRemoved, Changed: true, Users: []store.User{{Username: "dan"}}},
-		{Seq: 4, Kind: ChangeRemoved, Changed: true, Users: []store.User{}},
+	want := []store.Change{
+		{Seq: 1, Kind: store.ChangeJoin, SocketID: "c1", Changed: true, Users: []store.User{{Username: "cal"}}, History: []store.Message{}},
+		{Seq: 2, Kind: store.ChangeJoin, SocketID: "d1", Changed: true, Users: []store.User{{Username: "cal"}, {Username: "dan"}}, History: []store.Message{}},
+		{Seq: 3, Kind: store.ChangeRemoved, Changed: true, Users: []store.User{{Username: "dan"}}},
+		{Seq: 4, Kind: store.ChangeRemoved, Changed: true, Users: []store.User{}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("feed (-want +got):\n%s", diff)
+	}
+}
+
+func subscribe(t *testing.T, s *Store, onChange func(store.Change)) {
+	t.Helper()
+	if err := s.Subscribe(onChange); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+}
+
+// A feed has one subscriber: the second Subscribe is refused, and the first
+// goes on receiving.
+func TestFeedHasOneSubscriber(t *testing.T) {
+	srv := redistest.Start(t)
+	st := newNode(t, Options{URL: srv.URL, Prefix: uniquePrefix(t), NodeID: "only"})
+	var first feedLog
+	subscribe(t, st, first.add)
+	if err := st.Subscribe(func(store.Change) {}); err == nil {
+		t.Fatal("a second Subscribe was accepted")
+	}
+	if _, _, _, err := st.Join(t.Context(), "ann", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := first.waitLen(t, 1); got[0].Kind != store.ChangeJoin {
+		t.Fatalf("first subscriber got %+v, want a join", got[0])
 	}
 }

@@ -12,7 +12,7 @@
 //
 // Every script that changes the list or the history also appends the change,
 // with the lists right after it, to one Redis stream (<prefix>feed), so the
-// stream's order is the order of the changes. Options.OnChange reads it: a
+// stream's order is the order of the changes. Subscribe reads it: a
 // server that sends chat events only from it, to its own sockets, gives
 // every client of every node the same sequence of lists (see feed.go).
 //
@@ -120,12 +120,6 @@ type Options struct {
 	// again (see the package doc); added lists the usernames that were not
 	// listed any more, users is the list right after. Same rules as OnReaped.
 	OnRestored func(added, users []store.User)
-	// OnChange, if set, reads the change feed (feed.go), which every node
-	// writes: every change of any node sharing the prefix (joins, leaves, appends, reaped and
-	// restored users) is delivered to it, one at a time, in the one order
-	// in which Redis applied them, with the lists right after the change.
-	// It runs on the feed's goroutine and must not block for long.
-	OnChange func(Change)
 	// FeedLength is about how many changes the feed keeps for nodes that
 	// read it late (XADD MAXLEN ~). Default DefaultFeedLength. Each entry
 	// of a join or an append carries the whole history.
@@ -152,7 +146,7 @@ type Status struct {
 	// from the feed before it got to them (it lagged FeedLength behind).
 	MissedChanges int
 	// FeedHealthy reports whether the last read of the change feed
-	// succeeded (always false without OnChange).
+	// succeeded (always false before Subscribe).
 	FeedHealthy bool
 }
 
@@ -174,7 +168,10 @@ type Store struct {
 	pending map[hold]struct{} // Leaves to retry
 	status  Status
 
-	feedSeq int64 // number of the last feed entry read; guarded by mu
+	feedSeq    int64           // number of the last feed entry read; guarded by mu
+	feedFrom   string          // the feed entry New found newest: Subscribe reads after it; guarded by mu
+	subscribed bool            // Subscribe was called; guarded by mu
+	loopCtx    context.Context // ends at Close: the background goroutines' context
 
 	restorePending atomic.Bool // a restore failed and must be retried
 
@@ -185,7 +182,11 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.ChangeFeed     = (*Store)(nil)
+	_ store.Pinger         = (*Store)(nil)
+	_ store.HealthReporter = (*Store)(nil)
+)
 
 type hold struct{ username, socketID string }
 
@@ -252,17 +253,14 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		_ = s.client.Close()
 		return nil, err
 	}
-	loopCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	if opts.OnChange != nil {
-		from, err := s.feedStart(ctx)
-		if err != nil {
-			cancel()
-			_ = s.client.Close()
-			return nil, err
-		}
-		s.wg.Go(func() { s.readFeed(loopCtx, from) })
+	from, err := s.feedStart(ctx)
+	if err != nil {
+		_ = s.client.Close()
+		return nil, err
 	}
+	s.feedFrom = from
+	loopCtx, cancel := context.WithCancel(context.Background())
+	s.loopCtx, s.cancel = loopCtx, cancel
 	s.wg.Go(func() { s.loop(loopCtx) })
 	return s, nil
 }
