@@ -125,6 +125,13 @@ func (f *Framework) Connect(ctx context.Context, role string, opts ...ConnOption
 	if err := t.Init(ctx, idx); err != nil {
 		f.dialFailed(role, err)
 	}
+	if s.transport == TransportAuto {
+		tr, why, fresh := f.run.resolveAuto(ctx, idx)
+		if fresh {
+			f.Finding("--transport auto: %s", why)
+		}
+		s.transport = tr
+	}
 	dial := t.DialOptions(idx)
 	dial.Transport = s.transport
 	conn, err := sioclient.Dial(ctx, dial)
@@ -181,6 +188,17 @@ func (f *Framework) EventLog() string {
 // and notes on graded ones such as an observed history cap).
 func (f *Framework) Finding(format string, args ...any) {
 	ginkgo.AddReportEntry(FindingEntry, fmt.Sprintf(format, args...))
+}
+
+// harnessFinding reports that a wait found its event only after making
+// sure the harness was not the one behind (note says how; "" when the
+// event had simply been processed by the time the timeout fired).
+func (f *Framework) harnessFinding(what, note string, r Received) {
+	if note == "" {
+		note = "the harness processed it just after the wait's timeout fired"
+	}
+	f.Finding("harness behind, not the server: %s (event #%d %s, received by the socket %s into the case) came in time; %s",
+		what, r.Index, r.Name, r.Event.Received.Sub(f.started).Round(time.Millisecond), note)
 }
 
 // FindingEntry is the report-entry name under which findings are stored.
