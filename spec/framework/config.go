@@ -7,6 +7,7 @@
 package framework
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -140,6 +141,10 @@ type run struct {
 
 	shapeMu sync.Mutex
 	shapes  []string // PAY-1 problems seen by the chat cases' clients
+	// foreign holds the first malformed list entries the chat cases'
+	// clients received that this run did not cause; foreignCount all.
+	foreign      []string
+	foreignCount int
 	// tolerated holds, per requirement, the violations that steps of other
 	// cases accepted (Framework.Tolerate), as "CASE: note".
 	tolerated map[string][]string
@@ -150,10 +155,10 @@ type run struct {
 const maxShapeProblems = 20
 
 // noteShapes records the PAY-1 problems of one event a chat case's client
-// received (CheckShape).
+// received (CheckShapeOwned), and the foreign entries it tolerated.
 func (r *run) noteShapes(caseID, role string, index int, name string, args json.RawMessage) {
-	problems := CheckShape(name, args)
-	if len(problems) == 0 {
+	problems, foreign := CheckShapeOwned(name, args, r.owns)
+	if len(problems) == 0 && len(foreign) == 0 {
 		return
 	}
 	r.shapeMu.Lock()
@@ -163,6 +168,38 @@ func (r *run) noteShapes(caseID, role string, index int, name string, args json.
 			r.shapes = append(r.shapes, fmt.Sprintf("%s: %s's event #%d %s", caseID, role, index, p))
 		}
 	}
+	r.foreignCount += len(foreign)
+	for _, p := range foreign {
+		if len(r.foreign) < maxShapeProblems {
+			r.foreign = append(r.foreign, p)
+		}
+	}
+}
+
+// owns reports whether a list entry (its JSON text) is this run's: it
+// carries the run's nonce, as every username and message text of the run
+// does (Username, Text). An entry without it was put in the server's state
+// by someone else: an earlier run, another user.
+func (r *run) owns(entry []byte) bool {
+	return bytes.Contains(entry, []byte("cs"+r.cfg.RunID+"-"))
+}
+
+// ForeignEntries returns how many malformed list entries that this run did
+// not cause the chat cases' clients have received so far, and the first of
+// them (see CheckShapeOwned).
+func ForeignEntries() (int, []string) {
+	r := currentRun()
+	if r == nil {
+		return 0, nil
+	}
+	r.shapeMu.Lock()
+	defer r.shapeMu.Unlock()
+	return r.foreignCount, append([]string(nil), r.foreign...)
+}
+
+// CheckShape is CheckShapeOwned with this run's entries as the owned ones.
+func (f *Framework) CheckShape(event string, args json.RawMessage) (problems, foreign []string) {
+	return CheckShapeOwned(event, args, f.run.owns)
 }
 
 // ShapeProblems returns the PAY-1 problems (CheckShape) found in the events

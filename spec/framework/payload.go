@@ -267,6 +267,18 @@ func parsePayload(arg json.RawMessage) (Payload, bool, error) {
 // array (never null) of objects whose fields are JSON strings. Extra fields
 // are allowed (PAY-2). It returns one line per problem.
 func CheckShape(event string, args json.RawMessage) []string {
+	problems, _ := CheckShapeOwned(event, args, nil)
+	return problems
+}
+
+// CheckShapeOwned is CheckShape for a server that other people use too
+// (CONTRACT.md §9): a list entry that is malformed and not owned (owned
+// says whether an entry's JSON text is this run's) is someone else's state
+// in the server, left by their bad input, and comes back in foreign, not
+// in problems. What is wrong with the event itself (its arguments, the
+// object, a list that is null or not an array) is always a problem. A nil
+// owned owns every entry.
+func CheckShapeOwned(event string, args json.RawMessage, owned func(entry []byte) bool) (problems, foreign []string) {
 	var fields []string
 	switch event {
 	case "connected":
@@ -276,20 +288,19 @@ func CheckShape(event string, args json.RawMessage) []string {
 	case "messageWritten":
 		fields = []string{"messagesList"}
 	default:
-		return nil
+		return nil, nil
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(args, &list); err != nil {
-		return []string{fmt.Sprintf("%s: arguments are not a JSON array: %v", event, err)}
+		return []string{fmt.Sprintf("%s: arguments are not a JSON array: %v", event, err)}, nil
 	}
 	if len(list) != 1 {
-		return []string{fmt.Sprintf("%s: carries %d arguments, want exactly 1", event, len(list))}
+		return []string{fmt.Sprintf("%s: carries %d arguments, want exactly 1", event, len(list))}, nil
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(list[0], &obj); err != nil || obj == nil || !bytes.HasPrefix(bytes.TrimSpace(list[0]), []byte("{")) {
-		return []string{fmt.Sprintf("%s: the argument is %s, want a JSON object", event, clip(string(list[0]), 80))}
+		return []string{fmt.Sprintf("%s: the argument is %s, want a JSON object", event, clip(string(list[0]), 80))}, nil
 	}
-	var problems []string
 	for _, field := range fields {
 		raw, ok := obj[field]
 		if !ok {
@@ -311,27 +322,43 @@ func CheckShape(event string, args json.RawMessage) []string {
 			keys = []string{"username", "message"}
 		}
 		for i, item := range items {
+			var found []string
 			var entry map[string]json.RawMessage
 			if err := json.Unmarshal(item, &entry); err != nil || entry == nil {
-				problems = append(problems, fmt.Sprintf("%s: %s[%d] is %s, want a JSON object", event, field, i, clip(string(item), 60)))
-				continue
-			}
-			for _, k := range keys {
-				v, ok := entry[k]
-				var s string
-				if !ok {
-					problems = append(problems, fmt.Sprintf("%s: %s[%d] has no %q field", event, field, i, k))
-				} else if err := json.Unmarshal(v, &s); err != nil || !bytes.HasPrefix(bytes.TrimSpace(v), []byte(`"`)) {
-					problems = append(problems, fmt.Sprintf("%s: %s[%d].%s is %s, want a JSON string", event, field, i, k, clip(string(v), 40)))
+				found = append(found, fmt.Sprintf("%s: %s[%d] is %s, want a JSON object", event, field, i, clip(string(item), 60)))
+			} else {
+				for _, k := range keys {
+					v, ok := entry[k]
+					var s string
+					if !ok {
+						found = append(found, fmt.Sprintf("%s: %s[%d] has no %q field", event, field, i, k))
+					} else if err := json.Unmarshal(v, &s); err != nil || !bytes.HasPrefix(bytes.TrimSpace(v), []byte(`"`)) {
+						found = append(found, fmt.Sprintf("%s: %s[%d].%s is %s, want a JSON string", event, field, i, k, clip(string(v), 40)))
+					}
 				}
 			}
+			if len(found) == 0 {
+				continue
+			}
+			if owned != nil && !owned(item) {
+				// One line per entry: callers count entries.
+				if len(foreign) < maxForeignPerEvent {
+					foreign = append(foreign, strings.Join(found, "; "))
+				}
+				continue
+			}
+			problems = append(problems, found...)
 			if len(problems) > 10 {
-				return append(problems, "(more problems not shown)")
+				return append(problems, "(more problems not shown)"), foreign
 			}
 		}
 	}
-	return problems
+	return problems, foreign
 }
+
+// maxForeignPerEvent bounds the foreign entries one event reports: a
+// server's old state can be large, and the first few say what it is.
+const maxForeignPerEvent = 10
 
 // summarize renders an event's arguments compactly for failure messages:
 // the lists are shown as usernames and a count of messages with the last
