@@ -208,3 +208,18 @@ func TestEarlierRunsLeaveNoVerdict(t *testing.T) {
 		t.Log(fmt.Sprintf("core run %d: %s", i+1, f))
 	}
 }
+
+// TestCheckAgreesWithPythonServer: the official socket.io-client (check.js)
+// finds the Python server correct on every transport. The server reports
+// refusals as a "notice" event, not the reference's chatError: check.js
+// must accept any report to the offending socket, as ERR-1 does.
+func TestCheckAgreesWithPythonServer(t *testing.T) {
+	requirePython(t)
+	requireNode(t)
+	srv := startPython(t)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			requirePass(t, runCheck(t, srv.URL(), tr, "--init-path", "/api/socket"))
+		})
+	}
+}
