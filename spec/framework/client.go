@@ -91,6 +91,11 @@ func (c *Client) read(ctx context.Context) {
 			c.notifyLocked()
 			c.mu.Unlock()
 			ev, err = c.conn.Next(ctx)
+			// Busy again (or ending): a wait must not take the reader for
+			// caught up while it processes this event.
+			c.mu.Lock()
+			c.idle = false
+			c.mu.Unlock()
 		}
 		if err != nil {
 			c.mu.Lock()
@@ -99,6 +104,9 @@ func (c *Client) read(ctx context.Context) {
 			c.notifyLocked()
 			c.mu.Unlock()
 			return
+		}
+		if readerDelay != nil {
+			readerDelay()
 		}
 		r := record{Received: Received{Event: ev, Index: n}}
 		var suspect bool
@@ -114,6 +122,11 @@ func (c *Client) read(ctx context.Context) {
 		c.mu.Unlock()
 	}
 }
+
+// readerDelay, when set (by tests only, before any client exists), runs
+// before each event is processed: it stands in for a harness starved of
+// CPU, whose readers fall behind their sockets.
+var readerDelay func()
 
 // notifyLocked wakes every wait on the client; c.mu is held.
 func (c *Client) notifyLocked() {

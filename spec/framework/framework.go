@@ -29,6 +29,9 @@ type Framework struct {
 	// tolerated violation of (Tolerate); barriers counts join barriers.
 	tolerated map[string]bool
 	barriers  int
+	// onFinding replaces the report entry of Finding, for tests of the
+	// framework that run outside a Ginkgo spec.
+	onFinding func(string)
 }
 
 // New returns a fixture and registers its BeforeEach in the surrounding
@@ -187,6 +190,10 @@ func (f *Framework) EventLog() string {
 // Finding records an informational finding for the report (info cases,
 // and notes on graded ones such as an observed history cap).
 func (f *Framework) Finding(format string, args ...any) {
+	if f.onFinding != nil {
+		f.onFinding(fmt.Sprintf(format, args...))
+		return
+	}
 	ginkgo.AddReportEntry(FindingEntry, fmt.Sprintf(format, args...))
 }
 

@@ -110,29 +110,31 @@ func catchUp(ctx context.Context, clients []*Client, deadline time.Time, limit t
 	giveUp := time.NewTimer(limit)
 	defer giveUp.Stop()
 	for _, c := range clients {
+		graced := false
 		for {
 			c.mu.Lock()
 			idle, idleAt, ended, changed := c.idle, c.idleAt, c.ended, c.changed
 			c.mu.Unlock()
-			if ended || (idle && !idleAt.Before(deadline)) {
+			if ended || (idle && (graced || !idleAt.Before(deadline))) {
 				break
 			}
 			// Idle since before the deadline: an event queued just before
-			// it may still be waking the reader; a short grace tells.
+			// it may still be waking the reader; a short grace tells (the
+			// reader marks itself busy without a wake-up, so look again).
 			var grace <-chan time.Time
 			if idle {
 				grace = time.After(readerWakeGrace)
 			}
 			select {
 			case <-changed:
-				continue
+				graced = false
 			case <-grace:
+				graced = true
 			case <-giveUp.C:
 				return time.Since(start), true
 			case <-ctx.Done():
 				return time.Since(start), true
 			}
-			break
 		}
 	}
 	return time.Since(start), false
