@@ -268,7 +268,8 @@ func (c *Client) awaitFunc(ctx context.Context, timeout time.Duration, what stri
 		return r, err
 	}
 	deadline := start.Add(timeout)
-	waited, behind := catchUp(c.run.ctx, []*Client{c}, deadline, max(timeout, time.Second))
+	stall, limit := catchUpBounds(timeout)
+	waited, behind := catchUp(c.run.ctx, []*Client{c}, deadline, stall, limit)
 	lag := c.run.lag.during(start, time.Now())
 	note := lateNote(waited, behind, lag, timeout)
 	if r, ok := c.find(0, match, true); ok {

@@ -101,11 +101,13 @@ func (m *lagMonitor) during(from, to time.Time) time.Duration {
 }
 
 // catchUp waits until the reader of every client has processed all that
-// its connection received before deadline (it went idle after deadline,
-// or has been idle with nothing arriving for a short grace), or the
-// connection ended, for at most limit. It returns how long it waited and
+// its connection received before deadline: it processed an event received
+// after the deadline (readers go in order), or went idle after it, or has
+// been idle with nothing arriving for a short grace, or the connection
+// ended. It waits as long as the readers make progress: stall bounds the
+// time without any, limit the whole. It returns how long it waited and
 // whether some reader was still behind when it gave up.
-func catchUp(ctx context.Context, clients []*Client, deadline time.Time, limit time.Duration) (waited time.Duration, behind bool) {
+func catchUp(ctx context.Context, clients []*Client, deadline time.Time, stall, limit time.Duration) (waited time.Duration, behind bool) {
 	start := time.Now()
 	giveUp := time.NewTimer(limit)
 	defer giveUp.Stop()
@@ -114,30 +116,45 @@ func catchUp(ctx context.Context, clients []*Client, deadline time.Time, limit t
 		for {
 			c.mu.Lock()
 			idle, idleAt, ended, changed := c.idle, c.idleAt, c.ended, c.changed
+			past := len(c.records) > 0 && c.records[len(c.records)-1].Event.Received.After(deadline)
 			c.mu.Unlock()
-			if ended || (idle && (graced || !idleAt.Before(deadline))) {
+			if ended || past || (idle && (graced || !idleAt.Before(deadline))) {
 				break
 			}
 			// Idle since before the deadline: an event queued just before
 			// it may still be waking the reader; a short grace tells (the
 			// reader marks itself busy without a wake-up, so look again).
-			var grace <-chan time.Time
+			wait := stall
 			if idle {
-				grace = time.After(readerWakeGrace)
+				wait = readerWakeGrace
 			}
+			timer := time.NewTimer(wait)
 			select {
 			case <-changed:
 				graced = false
-			case <-grace:
+			case <-timer.C:
+				if !idle {
+					return time.Since(start), true // no progress for stall
+				}
 				graced = true
 			case <-giveUp.C:
+				timer.Stop()
 				return time.Since(start), true
 			case <-ctx.Done():
+				timer.Stop()
 				return time.Since(start), true
 			}
+			timer.Stop()
 		}
 	}
 	return time.Since(start), false
+}
+
+// catchUpBounds returns catchUp's stall and limit for a wait of timeout: a
+// reader may take a while over one large event, and a starved harness
+// many times the wait to work through its backlog; both stay bounded.
+func catchUpBounds(timeout time.Duration) (stall, limit time.Duration) {
+	return max(timeout, 2*time.Second), max(10*timeout, 20*time.Second)
 }
 
 // readerWakeGrace is how long catchUp gives an idle reader to wake for an

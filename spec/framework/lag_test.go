@@ -102,6 +102,14 @@ func TestAwaitNoticesItsOwnReaderIsBehind(t *testing.T) {
 	c, findings := testClient(t, srv)
 	big := `{"messagesList":[` + strings.Repeat(`{"username":"x","message":"y"},`, 3000) + `{"username":"u","message":"late"}]}`
 	srv.send <- `42["messageWritten",` + big + `]`
+	// Start waiting once the reader has taken the event off the socket
+	// (it is then busy, slowed, for 400 ms): the socket received it before
+	// the wait began, whatever the load on the machine.
+	for busy := false; !busy; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		busy = !c.idle && len(c.records) == 0 && !c.idleAt.IsZero()
+		c.mu.Unlock()
+	}
 	const timeout = 150 * time.Millisecond
 	start := time.Now()
 	r, err := c.awaitFunc(t.Context(), timeout, "the big event", func(r Received) bool { return r.Name == "messageWritten" })

@@ -117,7 +117,8 @@ func waitUntil(ctx context.Context, r *run, timeout time.Duration, clients []*Cl
 	if !errors.Is(err, errWaitTimedOut) {
 		return err
 	}
-	waited, behind := catchUp(r.ctx, clients, start.Add(timeout), max(timeout, time.Second))
+	stall, limit := catchUpBounds(timeout)
+	waited, behind := catchUp(r.ctx, clients, start.Add(timeout), stall, limit)
 	lag := r.lag.during(start, time.Now())
 	note := lateNote(waited, behind, lag, timeout)
 	if check() {
