@@ -143,8 +143,10 @@ type run struct {
 	shapes  []string // PAY-1 problems seen by the chat cases' clients
 	// foreign holds the first malformed list entries the chat cases'
 	// clients received that this run did not cause; foreignCount all.
-	foreign      []string
-	foreignCount int
+	foreign     []string
+	foreignSeen map[string]bool // distinct foreign entries, at most maxForeignKept
+	// entries caches list-entry checks across events (checkShape).
+	entries entryCache
 	// tolerated holds, per requirement, the violations that steps of other
 	// cases accepted (Framework.Tolerate), as "CASE: note".
 	tolerated map[string][]string
@@ -157,7 +159,7 @@ const maxShapeProblems = 20
 // noteShapes records the PAY-1 problems of one event a chat case's client
 // received (CheckShapeOwned), and the foreign entries it tolerated.
 func (r *run) noteShapes(caseID, role string, index int, name string, args json.RawMessage) {
-	problems, foreign := CheckShapeOwned(name, args, r.owns)
+	problems, foreign := checkShape(name, args, r.owns, &r.entries)
 	if len(problems) == 0 && len(foreign) == 0 {
 		return
 	}
@@ -168,8 +170,14 @@ func (r *run) noteShapes(caseID, role string, index int, name string, args json.
 			r.shapes = append(r.shapes, fmt.Sprintf("%s: %s's event #%d %s", caseID, role, index, p))
 		}
 	}
-	r.foreignCount += len(foreign)
 	for _, p := range foreign {
+		if r.foreignSeen == nil {
+			r.foreignSeen = map[string]bool{}
+		}
+		if r.foreignSeen[p] || len(r.foreignSeen) >= maxForeignKept {
+			continue
+		}
+		r.foreignSeen[p] = true
 		if len(r.foreign) < maxShapeProblems {
 			r.foreign = append(r.foreign, p)
 		}
@@ -184,9 +192,9 @@ func (r *run) owns(entry []byte) bool {
 	return bytes.Contains(entry, []byte("cs"+r.cfg.RunID+"-"))
 }
 
-// ForeignEntries returns how many malformed list entries that this run did
-// not cause the chat cases' clients have received so far, and the first of
-// them (see CheckShapeOwned).
+// ForeignEntries returns how many distinct malformed list entries that this
+// run did not cause the chat cases' clients have received so far, and the
+// first of them (see CheckShapeOwned).
 func ForeignEntries() (int, []string) {
 	r := currentRun()
 	if r == nil {
@@ -194,12 +202,15 @@ func ForeignEntries() (int, []string) {
 	}
 	r.shapeMu.Lock()
 	defer r.shapeMu.Unlock()
-	return r.foreignCount, append([]string(nil), r.foreign...)
+	return len(r.foreignSeen), append([]string(nil), r.foreign...)
 }
+
+// maxForeignKept bounds the distinct foreign entries a run counts.
+const maxForeignKept = 10000
 
 // CheckShape is CheckShapeOwned with this run's entries as the owned ones.
 func (f *Framework) CheckShape(event string, args json.RawMessage) (problems, foreign []string) {
-	return CheckShapeOwned(event, args, f.run.owns)
+	return checkShape(event, args, f.run.owns, &f.run.entries)
 }
 
 // ShapeProblems returns the PAY-1 problems (CheckShape) found in the events

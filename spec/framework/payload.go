@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // User is an entry of connectedUserList (CONTRACT.md §2).
@@ -279,6 +280,65 @@ func CheckShape(event string, args json.RawMessage) []string {
 // object, a list that is null or not an array) is always a problem. A nil
 // owned owns every entry.
 func CheckShapeOwned(event string, args json.RawMessage, owned func(entry []byte) bool) (problems, foreign []string) {
+	return checkShape(event, args, owned, nil)
+}
+
+// entryCache remembers what checkShape found in list entries, by their
+// JSON text: a history is sent again with every messageWritten, and on a
+// server whose history holds malformed entries every event is checked
+// entry by entry, which made the harness's readers fall seconds behind
+// their sockets (HIST-2 on the seed's server, ~100 KB events). Bounded:
+// cleared when full.
+type entryCache struct {
+	mu sync.Mutex
+	m  map[string][]string // entry text -> problems ("" keys never stored)
+}
+
+const entryCacheLimit = 50000
+
+func (c *entryCache) get(item []byte) ([]string, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	found, ok := c.m[string(item)]
+	return found, ok
+}
+
+func (c *entryCache) put(item []byte, found []string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= entryCacheLimit {
+		c.m = map[string][]string{}
+	}
+	c.m[string(item)] = found
+}
+
+// entryProblems checks one list entry: an object whose keys are JSON
+// strings. The problems name the entry by field and index.
+func entryProblems(event, field string, i int, item []byte, keys []string) []string {
+	var found []string
+	var entry map[string]json.RawMessage
+	if err := json.Unmarshal(item, &entry); err != nil || entry == nil {
+		return []string{fmt.Sprintf("%s: %s[%d] is %s, want a JSON object", event, field, i, clip(string(item), 60))}
+	}
+	for _, k := range keys {
+		v, ok := entry[k]
+		var s string
+		if !ok {
+			found = append(found, fmt.Sprintf("%s: %s[%d] has no %q field", event, field, i, k))
+		} else if err := json.Unmarshal(v, &s); err != nil || !bytes.HasPrefix(bytes.TrimSpace(v), []byte(`"`)) {
+			found = append(found, fmt.Sprintf("%s: %s[%d].%s is %s, want a JSON string", event, field, i, k, clip(string(v), 40)))
+		}
+	}
+	return found
+}
+
+func checkShape(event string, args json.RawMessage, owned func(entry []byte) bool, cache *entryCache) (problems, foreign []string) {
 	var fields []string
 	switch event {
 	case "connected":
@@ -322,30 +382,25 @@ func CheckShapeOwned(event string, args json.RawMessage, owned func(entry []byte
 			keys = []string{"username", "message"}
 		}
 		for i, item := range items {
-			var found []string
-			var entry map[string]json.RawMessage
-			if err := json.Unmarshal(item, &entry); err != nil || entry == nil {
-				found = append(found, fmt.Sprintf("%s: %s[%d] is %s, want a JSON object", event, field, i, clip(string(item), 60)))
-			} else {
-				for _, k := range keys {
-					v, ok := entry[k]
-					var s string
-					if !ok {
-						found = append(found, fmt.Sprintf("%s: %s[%d] has no %q field", event, field, i, k))
-					} else if err := json.Unmarshal(v, &s); err != nil || !bytes.HasPrefix(bytes.TrimSpace(v), []byte(`"`)) {
-						found = append(found, fmt.Sprintf("%s: %s[%d].%s is %s, want a JSON string", event, field, i, k, clip(string(v), 40)))
-					}
-				}
+			found, cached := cache.get(item)
+			if !cached {
+				found = entryProblems(event, field, i, item, keys)
+				cache.put(item, found)
 			}
 			if len(found) == 0 {
 				continue
 			}
 			if owned != nil && !owned(item) {
-				// One line per entry: callers count entries.
+				// One line per entry, naming it by its text (which shows
+				// what is wrong), so that callers can count distinct ones.
 				if len(foreign) < maxForeignPerEvent {
-					foreign = append(foreign, strings.Join(found, "; "))
+					foreign = append(foreign, fmt.Sprintf("%s entry %s", field, clip(string(item), 100)))
 				}
 				continue
+			}
+			if cached {
+				// Found under another event or position: say where it is now.
+				found = entryProblems(event, field, i, item, keys)
 			}
 			problems = append(problems, found...)
 			if len(problems) > 10 {
