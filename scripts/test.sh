@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of chatspec on a fresh machine: installs what the tests
-# need (redis-server from Debian, the Node fixtures from the npm registry),
+# need (redis-server, python3-socketio and python3-aiohttp from Debian, the
+# Node fixtures from the npm registry),
 # then the whole Go test suite with the race detector.
 #
 #   bash scripts/test.sh            # everything
@@ -11,6 +12,12 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The Python chat server (spec/testdata/pyserver) runs on Debian's
+# python-socketio and aiohttp, under /usr/bin/python3.
+if [ "${CHATSPEC_SKIP_PYTHON:-}" != 1 ] &&
+  ! /usr/bin/python3 -c 'import socketio, aiohttp' >/dev/null 2>&1; then
+  need_apt+=(python3-socketio python3-aiohttp)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (Debian packages)"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -87,8 +87,15 @@ var _ = Describe("Transport and connection (CONN, TRANS)", func() {
 	It("TRANS-4 handshake settings: pingInterval, pingTimeout, maxPayload", Label(framework.GradeInfo), func(ctx SpecContext) {
 		c := f.Connect(ctx, "probe", framework.Over(sioclient.Polling))
 		hs := c.Handshake()
-		f.Finding("pingInterval %s, pingTimeout %s (a silent client is dropped after about %s), maxPayload %d bytes, upgrades %q",
-			hs.PingInterval, hs.PingTimeout, hs.PingInterval+hs.PingTimeout, hs.MaxPayload, hs.Upgrades)
+		maxPayload := "not announced (the handshake has no maxPayload)"
+		if hs.MaxPayload > 0 {
+			maxPayload = fmt.Sprintf("%d bytes", hs.MaxPayload)
+		}
+		f.Finding("pingInterval %s, pingTimeout %s (a silent client is dropped after about %s), maxPayload %s, upgrades %q",
+			hs.PingInterval, hs.PingTimeout, hs.PingInterval+hs.PingTimeout, maxPayload, hs.Upgrades)
+		if t, why := framework.AutoTransport(); t != "" {
+			f.Finding("--transport auto: %s", why)
+		}
 		if c.Conn().RecoveryID() != "" {
 			// Socket.IO's connectionStateRecovery: every event then ends with
 			// an offset argument, which the client sets aside (PAY-1 judges

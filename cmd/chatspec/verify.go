@@ -82,7 +82,7 @@ func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
 	fs.DurationVar(&v.step, "timeout", framework.DefaultStepTimeout, "how long to wait for each expected event")
 	fs.DurationVar(&v.runTimeout, "run-timeout", 10*time.Minute, "deadline for the whole run")
 	fs.DurationVar(&v.maxWait, "max-wait", framework.DefaultMaxWait, "longest wait for a server's ping timeout (RECON-2, RECON-3); slower servers get those cases skipped")
-	fs.StringVar(&v.transport, "transport", string(sioclient.WebSocket), "transport of the clients in cases that do not test transports: websocket, polling or upgrade")
+	fs.StringVar(&v.transport, "transport", string(framework.TransportAuto), "transport of the clients in cases that do not test transports: auto (websocket when a direct WebSocket connection works, else polling), websocket, polling or upgrade")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, verifyUsage)
@@ -112,9 +112,9 @@ func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
 		return nil, fmt.Errorf("--max-wait %s: must be positive", v.maxWait)
 	}
 	switch sioclient.Transport(v.transport) {
-	case sioclient.WebSocket, sioclient.Polling, sioclient.Upgrade:
+	case framework.TransportAuto, sioclient.WebSocket, sioclient.Polling, sioclient.Upgrade:
 	default:
-		return nil, fmt.Errorf("--transport %q: want websocket, polling or upgrade", v.transport)
+		return nil, fmt.Errorf("--transport %q: want auto, websocket, polling or upgrade", v.transport)
 	}
 	if err := v.target.Validate(); err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func TestVerifyUsageErrors(t *testing.T) {
 		{"unknown profile", []string{"--profile", "gold"}, `--profile "gold": want core, strict or all`},
 		{"bad focus", []string{"--focus", "JOIN-("}, `--focus "JOIN-(": error parsing regexp`},
 		{"negative timeout", []string{"--timeout", "-1s"}, "--timeout -1s: must be positive"},
-		{"bad transport", []string{"--transport", "pigeon"}, `--transport "pigeon": want websocket, polling or upgrade`},
+		{"bad transport", []string{"--transport", "pigeon"}, `--transport "pigeon": want auto, websocket, polling or upgrade`},
 		{"stray argument", []string{"http://127.0.0.1:3000"}, `unexpected argument "http://127.0.0.1:3000" (targets go in --target URL)`},
 		{"target with a path", []string{"--target", "http://127.0.0.1:3000/socket.io/"}, "give the server's base URL"},
 		{"target without scheme", []string{"--target", "ftp://x"}, "want an http://, https://, ws:// or wss:// URL"},

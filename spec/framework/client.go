@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -48,9 +49,13 @@ type Client struct {
 	caseID      string
 	judgeShapes bool
 
-	mu       sync.Mutex
-	records  []record
-	changed  chan struct{} // closed and replaced whenever records or ended change
+	mu      sync.Mutex
+	records []record
+	changed chan struct{} // closed and replaced whenever records, idle or ended change
+	// idle is true while the reader waits on an empty queue: it has
+	// processed everything the connection received before idleAt.
+	idle     bool
+	idleAt   time.Time
 	ended    bool
 	endErr   error
 	stop     context.CancelFunc
@@ -69,31 +74,64 @@ func newClient(f *Framework, role, user string, conn *sioclient.Conn, idx int) *
 }
 
 // read records every event in receive order until the connection ends.
+// Decoding happens outside the lock, so that waits keep looking while a
+// large event is decoded, and the reader marks itself idle whenever it has
+// processed everything queued (see catchUp).
 func (c *Client) read(ctx context.Context) {
 	defer close(c.readDone)
-	for {
-		ev, err := c.conn.Next(ctx)
-		c.mu.Lock()
-		if err != nil {
-			c.ended, c.endErr = true, err
-		} else {
-			r := record{Received: Received{Event: ev, Index: len(c.records)}}
-			var suspect bool
-			r.Payload, suspect, r.DecodeErr = decodeEvent(ev.Name, ev.Args)
-			if suspect && c.judgeShapes {
-				for _, p := range CheckShape(ev.Name, ev.Args) {
-					c.run.noteShape(fmt.Sprintf("%s: %s's event #%d %s", c.caseID, c.Role, r.Index, p))
-				}
-			}
-			c.records = append(c.records, r)
+	// An already-cancelled context makes Next return only what is queued.
+	queued, cancelQueued := context.WithCancel(ctx)
+	cancelQueued()
+	for n := 0; ; {
+		ev, err := c.conn.Next(queued)
+		if err != nil && err == queued.Err() && ctx.Err() == nil {
+			// Nothing queued: caught up. Say so, then wait for more.
+			c.mu.Lock()
+			c.idle, c.idleAt = true, time.Now()
+			c.notifyLocked()
+			c.mu.Unlock()
+			ev, err = c.conn.Next(ctx)
+			// Busy again (or ending): a wait must not take the reader for
+			// caught up while it processes this event.
+			c.mu.Lock()
+			c.idle = false
+			c.mu.Unlock()
 		}
-		close(c.changed)
-		c.changed = make(chan struct{})
-		c.mu.Unlock()
 		if err != nil {
+			c.mu.Lock()
+			c.idle = false
+			c.ended, c.endErr = true, err
+			c.notifyLocked()
+			c.mu.Unlock()
 			return
 		}
+		if readerDelay != nil {
+			readerDelay()
+		}
+		r := record{Received: Received{Event: ev, Index: n}}
+		var suspect bool
+		r.Payload, suspect, r.DecodeErr = decodeEvent(ev.Name, ev.Args)
+		if suspect && c.judgeShapes {
+			c.run.noteShapes(c.caseID, c.Role, r.Index, ev.Name, ev.Args)
+		}
+		n++
+		c.mu.Lock()
+		c.idle = false
+		c.records = append(c.records, r)
+		c.notifyLocked()
+		c.mu.Unlock()
 	}
+}
+
+// readerDelay, when set (by tests only, before any client exists), runs
+// before each event is processed: it stands in for a harness starved of
+// CPU, whose readers fall behind their sockets.
+var readerDelay func()
+
+// notifyLocked wakes every wait on the client; c.mu is held.
+func (c *Client) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // Conn returns the underlying protocol client, for what the helpers here
@@ -217,9 +255,47 @@ func (c *Client) TryAwaitFunc(ctx context.Context, timeout time.Duration, match 
 
 // awaitFunc waits up to timeout (the step timeout for Await, the caller's
 // own for TryAwait, which may be longer) for a matching event.
+//
+// When the wait times out, the harness first makes sure it is not itself
+// the one that is late (see lag.go): it lets the reader process what the
+// connection had received by the deadline and looks again, and when the
+// process was starved of CPU during the wait, it waits that much longer.
+// Either is reported as a finding when it found the event.
 func (c *Client) awaitFunc(ctx context.Context, timeout time.Duration, what string, match func(Received) bool) (Received, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	r, err := c.awaitUntil(ctx, start.Add(timeout), what, match)
+	if !errors.Is(err, errWaitTimedOut) {
+		return r, err
+	}
+	deadline := start.Add(timeout)
+	stall, limit := catchUpBounds(timeout)
+	waited, behind := catchUp(c.run.ctx, []*Client{c}, deadline, stall, limit)
+	lag := c.run.lag.during(start, time.Now())
+	note := lateNote(waited, behind, lag, timeout)
+	if r, ok := c.find(0, match, true); ok {
+		c.f.harnessFinding(what, note, r)
+		return r, nil
+	}
+	if lag*starvedShare > timeout {
+		extra := min(lag, timeout)
+		if r, err := c.awaitUntil(ctx, time.Now().Add(extra), what, match); err == nil {
+			c.f.harnessFinding(what, note+fmt.Sprintf("; waited %s more", extra), r)
+			return r, nil
+		}
+	}
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	return Received{}, fmt.Errorf("%s: expected %s, but none arrived within %s%s", c, what, timeout, note)
+}
+
+// errWaitTimedOut is awaitUntil's error when the deadline passed.
+var errWaitTimedOut = errors.New("wait timed out")
+
+// awaitUntil waits until deadline for the first unconsumed matching event
+// and consumes it.
+func (c *Client) awaitUntil(ctx context.Context, deadline time.Time, what string, match func(Received) bool) (Received, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	next := 0 // records before next were already checked by this call
 	for {
@@ -243,7 +319,7 @@ func (c *Client) awaitFunc(ctx context.Context, timeout time.Duration, what stri
 		case <-c.f.run.ctx.Done():
 			return Received{}, fmt.Errorf("%s: expected %s, but the run was stopped first", c, what)
 		case <-ctx.Done():
-			return Received{}, fmt.Errorf("%s: expected %s, but none arrived within %s", c, what, time.Since(start).Round(time.Millisecond))
+			return Received{}, errWaitTimedOut
 		}
 	}
 }

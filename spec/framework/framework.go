@@ -29,6 +29,9 @@ type Framework struct {
 	// tolerated violation of (Tolerate); barriers counts join barriers.
 	tolerated map[string]bool
 	barriers  int
+	// onFinding replaces the report entry of Finding, for tests of the
+	// framework that run outside a Ginkgo spec.
+	onFinding func(string)
 }
 
 // New returns a fixture and registers its BeforeEach in the surrounding
@@ -125,8 +128,19 @@ func (f *Framework) Connect(ctx context.Context, role string, opts ...ConnOption
 	if err := t.Init(ctx, idx); err != nil {
 		f.dialFailed(role, err)
 	}
+	if s.transport == TransportAuto {
+		tr, why, fresh := f.run.resolveAuto(ctx, idx)
+		if fresh {
+			f.Finding("--transport auto: %s", why)
+		}
+		s.transport = tr
+	}
 	dial := t.DialOptions(idx)
 	dial.Transport = s.transport
+	// The client's own ping watchdog must not end a connection just
+	// because the harness, starved of CPU, read the server's ping late:
+	// the server's timeout decides when a session is over (RECON-2/3).
+	dial.PingSlack = harnessPingSlack
 	conn, err := sioclient.Dial(ctx, dial)
 	if err != nil {
 		f.dialFailed(role, err)
@@ -151,6 +165,12 @@ func (f *Framework) Joined(ctx context.Context, role string, opts ...ConnOption)
 	c := f.Connect(ctx, role, opts...)
 	return c, c.Join(ctx)
 }
+
+// harnessPingSlack is the room the suite's clients give a server's pings
+// beyond pingInterval+pingTimeout (sioclient.Options.PingSlack). With the
+// 300 ms + 300 ms heartbeat of the Node variants, a loaded machine once
+// let the client time out servers that were pinging.
+const harnessPingSlack = 5 * time.Second
 
 // Failf fails the spec with the message and the events every client of
 // the spec received.
@@ -180,7 +200,24 @@ func (f *Framework) EventLog() string {
 // Finding records an informational finding for the report (info cases,
 // and notes on graded ones such as an observed history cap).
 func (f *Framework) Finding(format string, args ...any) {
+	if f.onFinding != nil {
+		f.onFinding(fmt.Sprintf(format, args...))
+		return
+	}
 	ginkgo.AddReportEntry(FindingEntry, fmt.Sprintf(format, args...))
+}
+
+// harnessFinding reports that a wait found its event only after making
+// sure the harness was not the one behind (note says how; "" when the
+// event had simply been processed just as the timeout fired).
+func (f *Framework) harnessFinding(what, note string, r Received) {
+	if note == "" {
+		// It came as the timeout fired, with no sign of a harness behind:
+		// nothing worth a finding (short probe windows meet this often).
+		return
+	}
+	f.Finding("harness behind, not the server: %s (event #%d %s, received by the socket %s into the case) came in time; %s",
+		what, r.Index, r.Name, r.Event.Received.Sub(f.started).Round(time.Millisecond), note)
 }
 
 // FindingEntry is the report-entry name under which findings are stored.

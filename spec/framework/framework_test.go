@@ -272,3 +272,30 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckShapeOwnedToleratesOnlyForeignEntries (issue 18): malformed list
+// entries that carry no trace of this run are someone else's state in the
+// server; the event's own shape and this run's entries are always judged.
+func TestCheckShapeOwnedToleratesOnlyForeignEntries(t *testing.T) {
+	owned := func(entry []byte) bool { return strings.Contains(string(entry), "csRUN-") }
+	for _, tc := range []struct {
+		name, event, args string
+		problems, foreign int
+	}{
+		{"foreign malformed users", "joined", `[{"connectedUserList":[{"username":42},{"username":null},{"username":["x"]},{"username":"csRUN-1-a"}]}]`, 0, 3},
+		{"foreign message without fields", "messageWritten", `[{"messagesList":[{},{"username":"csRUN-1-a","message":"csRUN-1 #1 hi"}]}]`, 0, 1},
+		{"own malformed entry", "joined", `[{"connectedUserList":[{"name":"csRUN-1-a"}]}]`, 1, 0},
+		{"own text in a wrong type", "messageWritten", `[{"messagesList":[{"username":"csRUN-1-a","message":["csRUN-1 #1"]}]}]`, 1, 0},
+		{"null list is the event's own", "connected", `[{"connectedUserList":null,"messagesList":[{"username":7}]}]`, 1, 1},
+		{"two arguments", "joined", `[{"connectedUserList":[]},1]`, 1, 0},
+	} {
+		problems, foreign := CheckShapeOwned(tc.event, json.RawMessage(tc.args), owned)
+		if len(problems) != tc.problems || len(foreign) != tc.foreign {
+			t.Errorf("%s: problems %q, foreign %q; want %d and %d", tc.name, problems, foreign, tc.problems, tc.foreign)
+		}
+		// Without an owner, everything is judged (a fresh server, CheckShape).
+		if all := CheckShape(tc.event, json.RawMessage(tc.args)); len(all) < tc.problems+tc.foreign {
+			t.Errorf("%s: CheckShape found %q, want every problem", tc.name, all)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // User is an entry of connectedUserList (CONTRACT.md §2).
@@ -267,6 +268,77 @@ func parsePayload(arg json.RawMessage) (Payload, bool, error) {
 // array (never null) of objects whose fields are JSON strings. Extra fields
 // are allowed (PAY-2). It returns one line per problem.
 func CheckShape(event string, args json.RawMessage) []string {
+	problems, _ := CheckShapeOwned(event, args, nil)
+	return problems
+}
+
+// CheckShapeOwned is CheckShape for a server that other people use too
+// (CONTRACT.md §9): a list entry that is malformed and not owned (owned
+// says whether an entry's JSON text is this run's) is someone else's state
+// in the server, left by their bad input, and comes back in foreign, not
+// in problems. What is wrong with the event itself (its arguments, the
+// object, a list that is null or not an array) is always a problem. A nil
+// owned owns every entry.
+func CheckShapeOwned(event string, args json.RawMessage, owned func(entry []byte) bool) (problems, foreign []string) {
+	return checkShape(event, args, owned, nil)
+}
+
+// entryCache remembers what checkShape found in list entries, by their
+// JSON text: a history is sent again with every messageWritten, and on a
+// server whose history holds malformed entries every event is checked
+// entry by entry, which made the harness's readers fall seconds behind
+// their sockets (HIST-2 on the seed's server, ~100 KB events). Bounded:
+// cleared when full.
+type entryCache struct {
+	mu sync.Mutex
+	m  map[string][]string // entry text -> problems ("" keys never stored)
+}
+
+const entryCacheLimit = 50000
+
+func (c *entryCache) get(item []byte) ([]string, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	found, ok := c.m[string(item)]
+	return found, ok
+}
+
+func (c *entryCache) put(item []byte, found []string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= entryCacheLimit {
+		c.m = map[string][]string{}
+	}
+	c.m[string(item)] = found
+}
+
+// entryProblems checks one list entry: an object whose keys are JSON
+// strings. The problems name the entry by field and index.
+func entryProblems(event, field string, i int, item []byte, keys []string) []string {
+	var found []string
+	var entry map[string]json.RawMessage
+	if err := json.Unmarshal(item, &entry); err != nil || entry == nil {
+		return []string{fmt.Sprintf("%s: %s[%d] is %s, want a JSON object", event, field, i, clip(string(item), 60))}
+	}
+	for _, k := range keys {
+		v, ok := entry[k]
+		var s string
+		if !ok {
+			found = append(found, fmt.Sprintf("%s: %s[%d] has no %q field", event, field, i, k))
+		} else if err := json.Unmarshal(v, &s); err != nil || !bytes.HasPrefix(bytes.TrimSpace(v), []byte(`"`)) {
+			found = append(found, fmt.Sprintf("%s: %s[%d].%s is %s, want a JSON string", event, field, i, k, clip(string(v), 40)))
+		}
+	}
+	return found
+}
+
+func checkShape(event string, args json.RawMessage, owned func(entry []byte) bool, cache *entryCache) (problems, foreign []string) {
 	var fields []string
 	switch event {
 	case "connected":
@@ -276,20 +348,19 @@ func CheckShape(event string, args json.RawMessage) []string {
 	case "messageWritten":
 		fields = []string{"messagesList"}
 	default:
-		return nil
+		return nil, nil
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(args, &list); err != nil {
-		return []string{fmt.Sprintf("%s: arguments are not a JSON array: %v", event, err)}
+		return []string{fmt.Sprintf("%s: arguments are not a JSON array: %v", event, err)}, nil
 	}
 	if len(list) != 1 {
-		return []string{fmt.Sprintf("%s: carries %d arguments, want exactly 1", event, len(list))}
+		return []string{fmt.Sprintf("%s: carries %d arguments, want exactly 1", event, len(list))}, nil
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(list[0], &obj); err != nil || obj == nil || !bytes.HasPrefix(bytes.TrimSpace(list[0]), []byte("{")) {
-		return []string{fmt.Sprintf("%s: the argument is %s, want a JSON object", event, clip(string(list[0]), 80))}
+		return []string{fmt.Sprintf("%s: the argument is %s, want a JSON object", event, clip(string(list[0]), 80))}, nil
 	}
-	var problems []string
 	for _, field := range fields {
 		raw, ok := obj[field]
 		if !ok {
@@ -311,27 +382,38 @@ func CheckShape(event string, args json.RawMessage) []string {
 			keys = []string{"username", "message"}
 		}
 		for i, item := range items {
-			var entry map[string]json.RawMessage
-			if err := json.Unmarshal(item, &entry); err != nil || entry == nil {
-				problems = append(problems, fmt.Sprintf("%s: %s[%d] is %s, want a JSON object", event, field, i, clip(string(item), 60)))
+			found, cached := cache.get(item)
+			if !cached {
+				found = entryProblems(event, field, i, item, keys)
+				cache.put(item, found)
+			}
+			if len(found) == 0 {
 				continue
 			}
-			for _, k := range keys {
-				v, ok := entry[k]
-				var s string
-				if !ok {
-					problems = append(problems, fmt.Sprintf("%s: %s[%d] has no %q field", event, field, i, k))
-				} else if err := json.Unmarshal(v, &s); err != nil || !bytes.HasPrefix(bytes.TrimSpace(v), []byte(`"`)) {
-					problems = append(problems, fmt.Sprintf("%s: %s[%d].%s is %s, want a JSON string", event, field, i, k, clip(string(v), 40)))
+			if owned != nil && !owned(item) {
+				// One line per entry, naming it by its text (which shows
+				// what is wrong), so that callers can count distinct ones.
+				if len(foreign) < maxForeignPerEvent {
+					foreign = append(foreign, fmt.Sprintf("%s entry %s", field, clip(string(item), 100)))
 				}
+				continue
 			}
+			if cached {
+				// Found under another event or position: say where it is now.
+				found = entryProblems(event, field, i, item, keys)
+			}
+			problems = append(problems, found...)
 			if len(problems) > 10 {
-				return append(problems, "(more problems not shown)")
+				return append(problems, "(more problems not shown)"), foreign
 			}
 		}
 	}
-	return problems
+	return problems, foreign
 }
+
+// maxForeignPerEvent bounds the foreign entries one event reports: a
+// server's old state can be large, and the first few say what it is.
+const maxForeignPerEvent = 10
 
 // summarize renders an event's arguments compactly for failure messages:
 // the lists are shown as usernames and a count of messages with the last

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -103,8 +104,46 @@ func (c *Client) lastConnected() (Received, bool) {
 // waitUntil calls check at once and again whenever one of clients receives
 // an event or ends, until check returns true (nil), the timeout passes, or
 // the run stops (an error saying which).
-func waitUntil(ctx context.Context, r *run, timeout time.Duration, clients []*Client, check func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+//
+// Before it says that nothing came, it makes sure the harness was not the
+// one behind (see Client.awaitFunc and lag.go): the readers catch up and
+// check runs again; a starved wait is extended by the time it lost.
+//
+// finding, when not nil, reports that; WaitUntil passes nil, since it may
+// run on a goroutine of its caller's, where a report entry cannot be added.
+func waitUntil(ctx context.Context, r *run, timeout time.Duration, clients []*Client, check func() bool, finding func(string, ...any)) error {
+	start := time.Now()
+	err := waitUntilDeadline(ctx, r, start.Add(timeout), clients, check)
+	if !errors.Is(err, errWaitTimedOut) {
+		return err
+	}
+	stall, limit := catchUpBounds(timeout)
+	waited, behind := catchUp(r.ctx, clients, start.Add(timeout), stall, limit)
+	lag := r.lag.during(start, time.Now())
+	note := lateNote(waited, behind, lag, timeout)
+	if check() {
+		if note != "" && finding != nil {
+			finding("harness behind, not the server: what a wait of %s expected came in time; %s", timeout, note)
+		}
+		return nil
+	}
+	if lag*starvedShare > timeout {
+		extra := min(lag, timeout)
+		if waitUntilDeadline(ctx, r, time.Now().Add(extra), clients, check) == nil {
+			if finding != nil {
+				finding("harness behind, not the server: what a wait of %s expected came in time; %s; waited %s more", timeout, note, extra)
+			}
+			return nil
+		}
+	}
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	return fmt.Errorf("none arrived within %s%s", timeout, note)
+}
+
+func waitUntilDeadline(ctx context.Context, r *run, deadline time.Time, clients []*Client, check func() bool) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	for {
 		// Take the channels before checking, so that an event arriving
@@ -124,7 +163,7 @@ func waitUntil(ctx context.Context, r *run, timeout time.Duration, clients []*Cl
 		}
 		switch chosen, _, _ := reflect.Select(cases); chosen {
 		case 0:
-			return fmt.Errorf("none arrived within %s", timeout)
+			return errWaitTimedOut
 		case 1:
 			return fmt.Errorf("the run was stopped first")
 		}
@@ -135,7 +174,7 @@ func waitUntil(ctx context.Context, r *run, timeout time.Duration, clients []*Cl
 // client received so far (in order), returns true; it consumes nothing.
 // It reports whether check succeeded.
 func (c *Client) WaitUntil(ctx context.Context, timeout time.Duration, check func([]Received) bool) bool {
-	return waitUntil(ctx, c.run, timeout, []*Client{c}, func() bool { return check(c.Events()) }) == nil
+	return waitUntil(ctx, c.run, timeout, []*Client{c}, func() bool { return check(c.Events()) }, nil) == nil
 }
 
 // peers returns the spec's other clients that have joined (received
@@ -211,7 +250,7 @@ func (c *Client) awaitWritten(ctx context.Context, filter Filter) (r Received, o
 			}
 		}
 		return false
-	})
+	}, c.f.Finding)
 	if werr != nil {
 		return Received{}, false, fmt.Errorf("%s: expected %s (its own, MSG-1, or any other joined client's: %d of them), but %v",
 			c, describe("messageWritten", filters), len(peers), werr)
@@ -322,7 +361,7 @@ func (c *Client) connectedList(ctx context.Context) ([]string, error) {
 		var ok bool
 		conn, ok = c.lastConnected()
 		return ok
-	})
+	}, c.f.Finding)
 	if err != nil {
 		return nil, fmt.Errorf("%s never received connected either", c.Role)
 	}

@@ -105,6 +105,13 @@ func StartNodeScript(ctx context.Context, dir, script string, args ...string) (*
 	if err := CheckNodeSetup(dir); err != nil {
 		return nil, err
 	}
+	return startServerProcess(ctx, dir, "node "+script, "node", append([]string{script}, args...)...)
+}
+
+// startServerProcess runs name with args in dir and returns once it printed
+// "listening http://HOST:PORT"; what names it in errors ("node server.js").
+func startServerProcess(ctx context.Context, dir, what, name string, args ...string) (*NodeServer, error) {
+	script := what
 	ready := make(chan string, 1)
 	out := &capture{onLine: func(line string) {
 		if url, ok := strings.CutPrefix(line, "listening "); ok {
@@ -114,7 +121,7 @@ func StartNodeScript(ctx context.Context, dir, script string, args ...string) (*
 			}
 		}
 	}}
-	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Stdout = out
 	cmd.Stderr = out.stderr()
@@ -122,7 +129,7 @@ func StartNodeScript(ctx context.Context, dir, script string, args ...string) (*
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start node %s in %s: %w", script, dir, err)
+		return nil, fmt.Errorf("start %s in %s: %w", script, dir, err)
 	}
 	s := &NodeServer{cmd: cmd, out: out, done: make(chan struct{}), ctx: ctx}
 	go func() {
@@ -136,17 +143,17 @@ func StartNodeScript(ctx context.Context, dir, script string, args ...string) (*
 	case s.url = <-ready:
 		if !strings.HasPrefix(s.url, "http://") {
 			_ = s.kill()
-			return nil, fmt.Errorf("node %s printed \"listening %s\", want \"listening http://HOST:PORT\"", script, s.url)
+			return nil, fmt.Errorf("%s printed \"listening %s\", want \"listening http://HOST:PORT\"", script, s.url)
 		}
 		return s, nil
 	case <-s.done:
-		return nil, fmt.Errorf("node %s exited before listening (%v); output:\n%s", script, s.err, out)
+		return nil, fmt.Errorf("%s exited before listening (%v); output:\n%s", script, s.err, out)
 	case <-timer.C:
 		_ = s.kill()
-		return nil, fmt.Errorf("node %s did not print \"listening\" within %v; output:\n%s", script, startTimeout, out)
+		return nil, fmt.Errorf("%s did not print \"listening\" within %v; output:\n%s", script, startTimeout, out)
 	case <-ctx.Done():
 		<-s.done // CommandContext stops the process.
-		return nil, fmt.Errorf("node %s: %w; output:\n%s", script, ctx.Err(), out)
+		return nil, fmt.Errorf("%s: %w; output:\n%s", script, ctx.Err(), out)
 	}
 }
 

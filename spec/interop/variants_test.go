@@ -203,9 +203,10 @@ type verifyResult struct {
 	Passed     bool  `json:"passed"`
 	DurationMS int64 `json:"duration_ms"`
 	Cases      []struct {
-		ID      string `json:"id"`
-		Outcome string `json:"outcome"`
-		Message string `json:"message"`
+		ID       string   `json:"id"`
+		Outcome  string   `json:"outcome"`
+		Message  string   `json:"message"`
+		Findings []string `json:"findings"`
 	} `json:"cases"`
 }
 

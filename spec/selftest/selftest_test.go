@@ -189,8 +189,8 @@ var expectations = []expectation{
 	{defect: brokenserver.NoPolling, fail: ids("TRANS-1", "TRANS-3")},
 	// RECON-1 over polling waits for the server's ping timeout (4 s here),
 	// but the suite cuts every wait at --timeout (3 s): FINDINGS.md S8.
-	{defect: brokenserver.NoWebSocket, fail: ids("TRANS-2", "TRANS-3"), tolerate: ids("RECON-1"),
-		args: []string{"--transport", "polling"}},
+	// No extra flag: --transport auto runs the other cases over polling.
+	{defect: brokenserver.NoWebSocket, fail: ids("TRANS-2", "TRANS-3"), tolerate: ids("RECON-1")},
 	// The server is gone after the first bad input: the rest of the run
 	// stops, and verify reports an interrupted run.
 	{defect: brokenserver.CrashOnBadInput, fail: ids("ROB-1"), cascade: true, exit: exitInterrupted},

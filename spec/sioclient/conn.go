@@ -138,7 +138,7 @@ func (c *Conn) dial(ctx context.Context) (step string, err error) {
 // startEngine records the handshake and arms the ping watchdog.
 func (c *Conn) startEngine(hs Handshake) {
 	c.hs = hs
-	c.pingWait = hs.PingInterval + hs.PingTimeout
+	c.pingWait = hs.PingInterval + hs.PingTimeout + max(c.opts.PingSlack, 0)
 	wait := c.pingWait
 	c.pingTimer.Store(time.AfterFunc(wait, func() {
 		c.fail(&PingTimeoutError{Waited: wait})

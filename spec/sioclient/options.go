@@ -64,6 +64,11 @@ type Options struct {
 	// ConnectTimeout bounds the whole Dial: handshake, upgrade and the
 	// namespace CONNECT; default 10s.
 	ConnectTimeout time.Duration
+	// PingSlack is added to pingInterval+pingTimeout before the client gives
+	// up on a server that sent no ping. Zero waits exactly that long, as the
+	// official client does; a harness on a loaded machine, whose own
+	// reading can be late, gives the server's own timeout room to decide.
+	PingSlack time.Duration
 	// MaxPacketBytes is the largest websocket frame or polling response
 	// accepted from the server; default 16 MiB.
 	MaxPacketBytes int
