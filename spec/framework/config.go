@@ -109,6 +109,9 @@ type run struct {
 
 	mu   sync.Mutex
 	dead error // set once the target was found unreachable mid-run
+	// cases and outage say which case the target died in or after (outage.go).
+	cases  caseTrack
+	outage Outage
 
 	shapeMu sync.Mutex
 	shapes  []string // PAY-1 problems seen by the chat cases' clients
@@ -203,23 +206,4 @@ func RunStopped() bool {
 // verdict, not "unreachable").
 func Reachable(ctx context.Context, t Target) error {
 	return t.Probe(ctx)
-}
-
-// noteDialError is called when a connection attempt failed. It probes the
-// target once; if the probe fails too, the target is marked down so that
-// every later spec fails at once with one clear message instead of each
-// waiting out its own timeout.
-func (r *run) noteDialError(caseID string, dialErr error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dead != nil {
-		return r.dead
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.StepTimeout)
-	defer cancel()
-	if err := Reachable(ctx, r.cfg.Target); err != nil {
-		r.dead = fmt.Errorf("target unreachable since %s: %w", caseID, err)
-		return r.dead
-	}
-	return nil
 }
