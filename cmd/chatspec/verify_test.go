@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,6 +95,44 @@ func TestVerifyUnreachableTargetExitsBeforeAnyCase(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the unreachable target took %s to report", d)
+	}
+}
+
+// Exit 2 runs still leave their report directory, saying why nothing ran:
+// an unreachable target, and a target that answers with a web page.
+func TestVerifyNothingRanStillWritesTheReport(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body>Welcome</body></html>")
+	}))
+	defer page.Close()
+	for _, tc := range []struct{ name, target, want string }{
+		{"unreachable", "http://" + closedPort(t), "target unreachable"},
+		{"an HTML page", page.URL, "target unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			code, stdout, stderr := runVerifyInProcess(t, "--target", tc.target, "--connect-timeout", "2s", "--report-dir", dir)
+			if code != ExitUsage {
+				t.Fatalf("exit code %d, want %d; stdout:\n%s\nstderr:\n%s", code, ExitUsage, stdout, stderr)
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res reports.VerifyReport
+			if err := json.Unmarshal(raw, &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Passed || len(res.Cases) != 0 || !strings.HasPrefix(res.Stopped, "nothing ran: ") || !strings.Contains(res.Stopped, tc.want) {
+				t.Errorf("results.json: passed %v, %d cases, stopped %q; want not passed, no case, \"nothing ran: ...%s...\"", res.Passed, len(res.Cases), res.Stopped, tc.want)
+			}
+			for _, f := range []string{"junit.xml", "report.html"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("%s not written: %v", f, err)
+				}
+			}
+		})
 	}
 }
 
