@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-
 	"github.com/chatspec/chatspec/loadgen"
 )
 
