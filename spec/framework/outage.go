@@ -65,6 +65,11 @@ func (r *run) noteDialError(caseID string, connected bool, dialErr error) error 
 	if r.dead != nil {
 		return r.dead
 	}
+	if r.ctx.Err() != nil {
+		// The run was stopped: the dial failed for that, and a probe now
+		// would fail for the same reason, not because the target went.
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.StepTimeout)
 	defer cancel()
 	if err := Reachable(ctx, r.cfg.Target); err != nil {
