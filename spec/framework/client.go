@@ -47,6 +47,7 @@ type Client struct {
 	// reads them, and the Framework is reused by the next spec.
 	caseID      string
 	judgeShapes bool
+	budget      *caseBudget // the case's recording budget (recorder.go)
 
 	mu       sync.Mutex
 	records  []record
@@ -61,7 +62,7 @@ func newClient(f *Framework, role, user string, conn *sioclient.Conn, idx int) *
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		Role: role, User: user, f: f, run: f.run, conn: conn, dialIdx: idx, started: f.started,
-		caseID: f.CaseID, judgeShapes: f.grade != GradeRobust && f.grade != GradeSecurity,
+		caseID: f.CaseID, judgeShapes: f.grade != GradeRobust && f.grade != GradeSecurity, budget: f.budget,
 		changed: make(chan struct{}), stop: cancel, readDone: make(chan struct{}),
 	}
 	go c.read(ctx)
@@ -73,11 +74,18 @@ func (c *Client) read(ctx context.Context) {
 	defer close(c.readDone)
 	for {
 		ev, err := c.conn.Next(ctx)
-		c.mu.Lock()
-		if err != nil {
-			c.ended, c.endErr = true, err
-		} else {
-			r := record{Received: Received{Event: ev, Index: len(c.records)}}
+		// Only this goroutine appends to records, so it may read their
+		// count unlocked; decoding happens outside the lock, so that a
+		// large event does not hold up the waits reading the records.
+		n := len(c.records)
+		if err == nil {
+			if err = c.admit(ev, n); err != nil {
+				_ = c.conn.Abort() // stop reading what the server sends (recorder.go)
+			}
+		}
+		var r record
+		if err == nil {
+			r = record{Received: Received{Event: ev, Index: n}}
 			var suspect bool
 			r.Payload, suspect, r.DecodeErr = decodeEvent(ev.Name, ev.Args)
 			if suspect && c.judgeShapes {
@@ -85,6 +93,11 @@ func (c *Client) read(ctx context.Context) {
 					c.run.noteShape(fmt.Sprintf("%s: %s's event #%d %s", c.caseID, c.Role, r.Index, p))
 				}
 			}
+		}
+		c.mu.Lock()
+		if err != nil {
+			c.ended, c.endErr = true, err
+		} else {
 			c.records = append(c.records, r)
 		}
 		close(c.changed)

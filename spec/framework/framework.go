@@ -29,6 +29,8 @@ type Framework struct {
 	// tolerated violation of (Tolerate); barriers counts join barriers.
 	tolerated map[string]bool
 	barriers  int
+	// budget bounds what this case's clients record (recorder.go).
+	budget *caseBudget
 }
 
 // New returns a fixture and registers its BeforeEach in the surrounding
@@ -46,7 +48,7 @@ func (f *Framework) setUp() {
 	if r == nil {
 		ginkgo.Fail("framework: Configure was not called before the specs ran")
 	}
-	*f = Framework{run: r, started: time.Now()}
+	*f = Framework{run: r, started: time.Now(), budget: &caseBudget{}}
 	report := ginkgo.CurrentSpecReport()
 	f.CaseID = CaseID(report.LeafNodeText)
 	f.grade = Grade(report.Labels())

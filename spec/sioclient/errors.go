@@ -18,9 +18,14 @@ var (
 	ErrClosed = errors.New("sioclient: connection closed by the client")
 	// ErrSilenced: Silence was called, so the connection sends nothing.
 	ErrSilenced = errors.New("sioclient: connection silenced: sending is disabled")
-	// ErrQueueOverflow: more than Options.MaxQueuedEvents events were waiting
-	// for Next; the caller is not reading (a client-side problem, not the server's).
-	ErrQueueOverflow = errors.New("sioclient: event queue overflow: the caller is not reading events (Options.MaxQueuedEvents)")
+	// ErrQueueOverflow: more than Options.MaxQueuedEvents events, or
+	// Options.MaxQueuedBytes bytes of them, were waiting for Next: the
+	// caller is not reading as fast as the server sends.
+	ErrQueueOverflow = errors.New("sioclient: event queue overflow: the server sent faster than the caller read (Options.MaxQueuedEvents, MaxQueuedBytes)")
+	// ErrSendBacklog: over long-polling, more than Options.MaxPacketBytes
+	// waited to be POSTed (the server is not answering POSTs while it keeps
+	// sending pings, which need pongs).
+	ErrSendBacklog = errors.New("sioclient: send backlog: the server does not accept POSTs as fast as it asks for answers (Options.MaxPacketBytes waiting)")
 	// ErrNoQueue: Next was called but Options.OnEvent receives the events.
 	ErrNoQueue = errors.New("sioclient: Next is unavailable: Options.OnEvent receives the events")
 )

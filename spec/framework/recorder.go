@@ -1,0 +1,68 @@
+package framework
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/chatspec/chatspec/spec/sioclient"
+)
+
+// Bounds on what the suite keeps of what a server sends. Every event a
+// client receives is recorded for the case's checks and its failure
+// message, so a server that streams without pause would otherwise grow the
+// process without end (issue 13: 3.3 GB after 60 s). The bounds are far
+// above what any case needs from a conforming server (HIST-4, the busiest,
+// receives about 250 events per client, each carrying a capped history),
+// and stated in README.md ("Bounds against a hostile server"). A case
+// whose clients reach one is stopped there: the client's connection is
+// dropped and every wait on it fails naming the bound, so the case fails
+// (an info case reports that it could not measure) instead of the process
+// growing.
+const (
+	// MaxEventsPerClient is how many events one client records.
+	MaxEventsPerClient = 10_000
+	// MaxBytesPerCase is how many bytes of event arguments (the raw JSON)
+	// all the clients of one case record together. Decoded payloads come
+	// on top, about as large again.
+	MaxBytesPerCase = 128 << 20
+)
+
+// caseBudget is the recording budget one case's clients share.
+type caseBudget struct {
+	bytes atomic.Int64
+}
+
+// RecordLimitError ends a client's recording: the server sent more than
+// the suite keeps (MaxEventsPerClient, MaxBytesPerCase).
+type RecordLimitError struct {
+	// Events is how many events the client had recorded; CaseBytes how
+	// many bytes the case's clients had, with the event that crossed it.
+	Events    int
+	CaseBytes int64
+	// Limit names the bound that was crossed.
+	Limit string
+}
+
+func (e *RecordLimitError) Error() string {
+	return fmt.Sprintf("chatspec stopped recording and dropped the connection: the server sent more than %s "+
+		"(%d events on this connection, %d bytes to this case's clients); no case needs that much from a conforming server",
+		e.Limit, e.Events, e.CaseBytes)
+}
+
+// admit counts ev against the client's and the case's bounds; an error
+// means it must not be recorded.
+func (c *Client) admit(ev sioclient.Event, recorded int) error {
+	total := c.budget.bytes.Add(int64(len(ev.Args) + len(ev.Name)))
+	switch {
+	case recorded >= MaxEventsPerClient:
+		return &RecordLimitError{Events: recorded, CaseBytes: total, Limit: fmt.Sprintf("%d events to one client in one case", MaxEventsPerClient)}
+	case total > MaxBytesPerCase:
+		return &RecordLimitError{Events: recorded, CaseBytes: total, Limit: fmt.Sprintf("%d MiB of events to one case's clients", MaxBytesPerCase>>20)}
+	}
+	return nil
+}
+
+// RecordedBytes returns how many bytes of events the clients of the case
+// this client belongs to have received so far (counted against
+// MaxBytesPerCase).
+func (c *Client) RecordedBytes() int64 { return c.budget.bytes.Load() }
