@@ -48,7 +48,7 @@ func (f *Framework) setUp() {
 	if r == nil {
 		ginkgo.Fail("framework: Configure was not called before the specs ran")
 	}
-	*f = Framework{run: r, started: time.Now(), budget: &caseBudget{}}
+	*f = Framework{run: r, started: time.Now(), budget: newCaseBudget()}
 	report := ginkgo.CurrentSpecReport()
 	f.CaseID = CaseID(report.LeafNodeText)
 	f.grade = Grade(report.Labels())

@@ -24,12 +24,18 @@ const (
 	// MaxBytesPerCase is how many bytes of event arguments (the raw JSON)
 	// all the clients of one case record together. Decoded payloads come
 	// on top, about as large again.
-	MaxBytesPerCase = 128 << 20
+	MaxBytesPerCase = 64 << 20
 )
 
 // caseBudget is the recording budget one case's clients share.
 type caseBudget struct {
-	bytes atomic.Int64
+	bytes     atomic.Int64
+	maxBytes  int64
+	maxEvents int
+}
+
+func newCaseBudget() *caseBudget {
+	return &caseBudget{maxBytes: MaxBytesPerCase, maxEvents: MaxEventsPerClient}
 }
 
 // RecordLimitError ends a client's recording: the server sent more than
@@ -52,12 +58,13 @@ func (e *RecordLimitError) Error() string {
 // admit counts ev against the client's and the case's bounds; an error
 // means it must not be recorded.
 func (c *Client) admit(ev sioclient.Event, recorded int) error {
-	total := c.budget.bytes.Add(int64(len(ev.Args) + len(ev.Name)))
+	b := c.budget
+	total := b.bytes.Add(int64(len(ev.Args) + len(ev.Name)))
 	switch {
-	case recorded >= MaxEventsPerClient:
-		return &RecordLimitError{Events: recorded, CaseBytes: total, Limit: fmt.Sprintf("%d events to one client in one case", MaxEventsPerClient)}
-	case total > MaxBytesPerCase:
-		return &RecordLimitError{Events: recorded, CaseBytes: total, Limit: fmt.Sprintf("%d MiB of events to one case's clients", MaxBytesPerCase>>20)}
+	case recorded >= b.maxEvents:
+		return &RecordLimitError{Events: recorded, CaseBytes: total, Limit: fmt.Sprintf("%d events to one client in one case", b.maxEvents)}
+	case total > b.maxBytes:
+		return &RecordLimitError{Events: recorded, CaseBytes: total, Limit: fmt.Sprintf("%d MiB of events to one case's clients", b.maxBytes>>20)}
 	}
 	return nil
 }
