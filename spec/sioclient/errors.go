@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -97,11 +98,27 @@ type HTTPError struct {
 	URL    string
 	Status int
 	Body   string // first bytes of the body
+	// Redirects are the redirects followed before the answer with Status,
+	// in order; the last one's To is the URL that answered.
+	Redirects []Redirect
+}
+
+// Redirect is one redirect the HTTP client followed.
+type Redirect struct {
+	Status   int
+	From, To string // without the query
 }
 
 // Error describes the failure for humans.
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("sioclient: %s %s: HTTP %d", e.Method, e.URL, e.Status)
+	if n := len(e.Redirects); n > 0 {
+		var hops []string
+		for _, r := range e.Redirects {
+			hops = append(hops, fmt.Sprintf("%d to %s", r.Status, r.To))
+		}
+		s = fmt.Sprintf("sioclient: %s %s: redirected (%s), which answered HTTP %d", e.Method, e.URL, strings.Join(hops, ", then "), e.Status)
+	}
 	if e.Body != "" {
 		s += " body " + strconv.Quote(e.Body)
 	}
