@@ -370,3 +370,102 @@ func TestVerifyWebSocketOnlyServerIsVerifiedNotUnreachable(t *testing.T) {
 		t.Errorf("TRANS-1 should fail against a WebSocket-only server:\n%s", stdout.String())
 	}
 }
+
+// hangingPollingTarget is the reference server with long-polling requests
+// that hang (WebSocket works): a broken transport, not a dead target.
+func hangingPollingTarget(t *testing.T) string {
+	t.Helper()
+	cfg := reference.DefaultConfig()
+	cfg.PingInterval, cfg.PingTimeout = 500*time.Millisecond, 1500*time.Millisecond
+	srv, err := reference.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("transport") == "polling" {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { close(release); ts.CloseClientConnections(); ts.Close() })
+	return ts.URL
+}
+
+// Issue 13: against a server whose long polls hang, the polling cases
+// fail and the run goes on (exit 1); the mid-run re-probe tries WebSocket
+// too and does not call the target dead (it used to: exit 3, "target
+// unreachable since TRANS-1", 11 failures).
+func TestVerifyBrokenPollingFailsItsCasesNotTheRun(t *testing.T) {
+	bin := buildChatspec(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "verify", "--target", hangingPollingTarget(t), "--focus", `\b(TRANS-1|JOIN-1|MSG-1|USER-1)\b`,
+		"--timeout", "1s", "--connect-timeout", "1s", "--report-dir", dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd.Run()); code != ExitFailed {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if strings.Contains(out, "target unreachable since") {
+		t.Errorf("the target was called dead although it serves WebSocket:\n%s", out)
+	}
+	if !regexpMatch(`TRANS-1\S*\s+core\s+FAILED`, out) {
+		t.Errorf("TRANS-1 should fail (its long polls hang):\n%s", out)
+	}
+	for _, id := range []string{"JOIN-1", "MSG-1", "USER-1"} {
+		if !regexpMatch(id+`\s+core\s+PASSED`, out) {
+			t.Errorf("%s should pass over WebSocket:\n%s", id, out)
+		}
+	}
+}
+
+// Issue 18: an unattached Next.js server (308 from /socket.io/ to
+// /socket.io, then 404; WebSocket upgrades never answered) is named as
+// such, with --init-path suggested, without waiting out --connect-timeout;
+// the report says why nothing ran.
+func TestVerifyUnattachedNextJSServerIsDiagnosed(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		case r.URL.Path == "/socket.io/":
+			http.Redirect(w, r, "/socket.io?"+r.URL.RawQuery, http.StatusPermanentRedirect)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, "<!DOCTYPE html><html><body>404: This page could not be found.</body></html>")
+		}
+	}))
+	t.Cleanup(func() { close(release); ts.CloseClientConnections(); ts.Close() })
+	dir := t.TempDir()
+	start := time.Now()
+	code, _, stderr := runVerifyInProcess(t, "--target", ts.URL, "--report-dir", dir)
+	took := time.Since(start)
+	if code != ExitUsage {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+	}
+	for _, want := range []string{"redirected (308 to " + ts.URL + "/socket.io), which answered HTTP 404", "Next.js", "--init-path /api/socket"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	// The default --connect-timeout is 5s: none of it may go on the
+	// WebSocket upgrade that Next never answers.
+	if took > 2500*time.Millisecond {
+		t.Errorf("the diagnosis took %s", took)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil || !bytes.Contains(raw, []byte("--init-path /api/socket")) {
+		t.Errorf("results.json does not say why nothing ran (%v):\n%s", err, raw)
+	}
+}
