@@ -131,6 +131,7 @@ func (f *Framework) Connect(ctx context.Context, role string, opts ...ConnOption
 	}
 	dial := t.DialOptions(idx)
 	dial.Transport = s.transport
+	dial.MaxQueuedBytes = maxQueuedBytesPerClient
 	conn, err := sioclient.Dial(ctx, dial)
 	if err != nil {
 		f.dialFailed(role, err)

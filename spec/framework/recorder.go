@@ -24,7 +24,12 @@ const (
 	// MaxBytesPerCase is how many bytes of event arguments (the raw JSON)
 	// all the clients of one case record together. Decoded payloads come
 	// on top, about as large again.
-	MaxBytesPerCase = 64 << 20
+	MaxBytesPerCase = 32 << 20
+	// maxQueuedBytesPerClient bounds what waits in a client's protocol
+	// queue (sioclient.Options.MaxQueuedBytes) before the recorder takes
+	// it: the recorder drains the queue as events come, so this only needs
+	// room for a burst of the largest frames.
+	maxQueuedBytesPerClient = 32 << 20
 )
 
 // caseBudget is the recording budget one case's clients share.
@@ -73,3 +78,21 @@ func (c *Client) admit(ev sioclient.Event, recorded int) error {
 // this client belongs to have received so far (counted against
 // MaxBytesPerCase).
 func (c *Client) RecordedBytes() int64 { return c.budget.bytes.Load() }
+
+// summarizeLimit is the largest event a failure message decodes to
+// summarize; larger ones (far beyond any conforming chat event) are shown
+// as their first bytes and their size.
+const summarizeLimit = 1 << 20
+
+// clipRaw shows the first n bytes of b (cut at a rune start) and its size,
+// without copying the rest.
+func clipRaw(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	cut := n
+	for cut > 0 && !utf8RuneStart(b[cut]) {
+		cut--
+	}
+	return string(b[:cut]) + fmt.Sprintf("…(%d bytes)", len(b))
+}
