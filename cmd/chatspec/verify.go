@@ -163,11 +163,13 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			defer cancel()
 			_ = srv.Stop(stopCtx)
 		}()
+		out.mu.Lock()
 		v.target.Targets = []string{srv.URL()}
+		out.embedded = true
+		out.mu.Unlock()
 		if v.target.InitPath == "" {
 			v.target.InitPath = initPath
 		}
-		out.embedded = true
 		fmt.Fprintf(stdout, "no --target given: verifying the embedded reference server at %s\n", srv.URL())
 	}
 
@@ -191,7 +193,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := cfg.Validate(); err != nil {
 		return out.nothingRan(ExitUsage, err.Error())
 	}
+	out.mu.Lock()
 	out.runID = cfg.RunID
+	out.mu.Unlock()
 	runCtx, cancelRun := context.WithTimeout(ctx, v.runTimeout)
 	defer cancelRun()
 	fmt.Fprintf(stdout, "chatspec verify: profile %s against %s (run %s, per-event timeout %s)\n",
@@ -233,8 +237,10 @@ type verifyOutput struct {
 	runID          string
 	once           reportOnce
 
+	// mu guards what the last words read while the run goes on: the
+	// cases finished so far, and the fields report fills in.
 	mu   sync.Mutex
-	done []reports.VerifyCase // cases finished so far, for the last words
+	done []reports.VerifyCase
 }
 
 // caseDone prints one finished case and keeps it for the last words.
@@ -248,6 +254,8 @@ func (o *verifyOutput) caseDone(c spec.CaseResult) {
 
 // report fills in what the suite does not know.
 func (o *verifyOutput) report(r reports.VerifyReport) reports.VerifyReport {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	r.Targets, r.Embedded, r.Profile, r.Focus, r.RunID = o.v.target.Targets, o.embedded, o.v.profile, o.v.focus, o.runID
 	if r.Started.IsZero() {
 		r.Started = o.started
