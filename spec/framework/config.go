@@ -202,8 +202,8 @@ func RunStopped() bool {
 }
 
 // Reachable checks that the target answers (target.Options.Probe: over
-// long-polling, or else WebSocket, since a WebSocket-only server deserves a
-// verdict, not "unreachable").
+// long-polling and WebSocket at once, since a server that serves only one
+// of them deserves a verdict, not "unreachable").
 func Reachable(ctx context.Context, t Target) error {
 	return t.Probe(ctx)
 }
