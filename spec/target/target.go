@@ -236,7 +236,7 @@ func (o *Options) probeTransports(ctx context.Context, i int) error {
 		r := <-results
 		switch {
 		case r.err == nil:
-			_ = r.c.Close()
+			_ = r.c.Abort() // a probe needs no graceful goodbye, which a silent server would make wait
 			if !known {
 				known, answer = true, nil
 				cancel()
