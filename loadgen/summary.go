@@ -12,8 +12,8 @@ type Summary struct {
 	// Verdict is "pass" when the run completed and every threshold held,
 	// otherwise "fail".
 	Verdict string `json:"verdict"`
-	// Ended says why the run stopped: "completed", "interrupted" or
-	// "target_down"; EndedDetail adds the cause.
+	// Ended says why the run stopped: "completed", "interrupted",
+	// "target_down" or "not_started"; EndedDetail adds the cause.
 	Ended       string `json:"ended"`
 	EndedDetail string `json:"ended_detail,omitempty"`
 	RunID       string `json:"run_id"`
@@ -305,4 +305,7 @@ const (
 	EndedCompleted   = "completed"
 	EndedInterrupted = "interrupted"
 	EndedTargetDown  = "target_down"
+	// EndedNotStarted: nothing ran (target unreachable, a bad setup);
+	// EndedDetail says why. Written by chatspec load, never by Execute.
+	EndedNotStarted = "not_started"
 )

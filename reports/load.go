@@ -9,8 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/onsi/ginkgo/v2/reporters"
-
 	"github.com/chatspec/chatspec/loadgen"
 )
 
@@ -26,12 +24,12 @@ func WriteLoadJSON(w io.Writer, s *loadgen.Summary) error {
 // early, one more testcase "run completed" carries the reason as an error,
 // so CI shows a partial run as such.
 func WriteLoadJUnit(w io.Writer, s *loadgen.Summary) error {
-	suite := reporters.JUnitTestSuite{
+	suite := junitTestSuite{
 		Name:      "chatspec load",
 		Package:   strings.Join(s.Config.Targets, ","),
 		Timestamp: s.Started.UTC().Format("2006-01-02T15:04:05"),
 		Time:      s.DurationSeconds,
-		Properties: reporters.JUnitProperties{Properties: []reporters.JUnitProperty{
+		Properties: junitProperties{Properties: []junitProperty{
 			{Name: "run_id", Value: s.RunID},
 			{Name: "targets", Value: strings.Join(s.Config.Targets, " ")},
 			{Name: "users", Value: strconv.Itoa(s.Users.Planned)},
@@ -40,12 +38,12 @@ func WriteLoadJUnit(w io.Writer, s *loadgen.Summary) error {
 		}},
 	}
 	for _, t := range s.Thresholds {
-		tc := reporters.JUnitTestCase{Name: t.Expr, Classname: "chatspec.load.threshold", Status: "passed", SystemOut: "measured " + loadValue(t.Value, t.Measured)}
+		tc := junitTestCase{Name: t.Expr, Classname: "chatspec.load.threshold", Status: "passed", SystemOut: "measured " + loadValue(t.Value, t.Measured)}
 		if !t.OK {
 			tc.Status = "failed"
 			suite.Failures++
 			msg := fmt.Sprintf("threshold %s crossed: measured %s", t.Expr, loadValue(t.Value, t.Measured))
-			tc.Failure = &reporters.JUnitFailure{Message: msg, Type: "threshold", Description: msg}
+			tc.Failure = &junitFailure{Message: msg, Type: "threshold", Description: msg}
 		}
 		suite.Tests++
 		suite.TestCases = append(suite.TestCases, tc)
@@ -57,12 +55,12 @@ func WriteLoadJUnit(w io.Writer, s *loadgen.Summary) error {
 		if s.EndedDetail != "" {
 			msg += ": " + s.EndedDetail
 		}
-		suite.TestCases = append(suite.TestCases, reporters.JUnitTestCase{
+		suite.TestCases = append(suite.TestCases, junitTestCase{
 			Name: "run completed", Classname: "chatspec.load.run", Status: "errored",
-			Error: &reporters.JUnitError{Message: msg, Type: s.Ended, Description: msg},
+			Error: &junitError{Message: msg, Type: s.Ended, Description: msg},
 		})
 	}
-	doc := reporters.JUnitTestSuites{Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors, Time: suite.Time, TestSuites: []reporters.JUnitTestSuite{suite}}
+	doc := junitTestSuites{Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors, Time: suite.Time, TestSuites: []junitTestSuite{suite}}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}

@@ -5,25 +5,21 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/onsi/ginkgo/v2/reporters"
-	"github.com/onsi/ginkgo/v2/types"
-
-	"github.com/chatspec/chatspec/spec/framework"
+	"github.com/chatspec/chatspec/spec"
 )
 
-// Outcomes of a verify case.
+// Outcomes of a verify case (spec.Outcome, as strings).
 const (
-	OutcomePassed  = "passed"
-	OutcomeFailed  = "failed"
-	OutcomeSkipped = "skipped"
+	OutcomePassed  = string(spec.Passed)
+	OutcomeFailed  = string(spec.Failed)
+	OutcomeSkipped = string(spec.Skipped)
 	// OutcomeInfo is the outcome of an info-grade case: a finding, never a
 	// failure.
-	OutcomeInfo = "info"
+	OutcomeInfo = string(spec.Info)
 )
 
 // VerifyReport is the result of one `chatspec verify` run. It is plain
@@ -76,85 +72,21 @@ type VerifyCase struct {
 	Labels   []string `json:"labels,omitempty"`
 }
 
-// VerifyCaseFromSpec converts one Ginkgo spec report into a case. ok is
-// false for reports that are not cases of the run: suite-level nodes, and
-// specs the profile or focus filtered out.
-func VerifyCaseFromSpec(s types.SpecReport) (c VerifyCase, ok bool) {
-	if s.LeafNodeType != types.NodeTypeIt {
-		return VerifyCase{}, false
+// VerifyCaseFrom renders one graded case of spec.Run as a report case.
+func VerifyCaseFrom(c spec.CaseResult) VerifyCase {
+	return VerifyCase{
+		ID: c.ID, Title: c.Title, Level: c.Grade, Outcome: string(c.Outcome), Message: c.Message,
+		DurationMS: c.Duration.Milliseconds(), Requirement: c.Requirement, Findings: c.Findings, Labels: c.Labels,
 	}
-	if s.State == types.SpecStateSkipped && s.Failure.Message == "" && s.RunTime == 0 {
-		return VerifyCase{}, false // filtered out, never ran
-	}
-	if s.State == types.SpecStatePending {
-		return VerifyCase{}, false
-	}
-	labels := s.Labels()
-	c = VerifyCase{
-		ID:         framework.CaseID(s.LeafNodeText),
-		Title:      framework.CaseTitle(s.LeafNodeText),
-		Level:      framework.Grade(labels),
-		DurationMS: s.RunTime.Milliseconds(),
-		Labels:     labels,
-	}
-	if req, found := framework.Contract(c.ID); found {
-		c.Requirement = fmt.Sprintf("%s (%s): %s", req.ID, req.Grade, req.Text)
-	}
-	for _, e := range s.ReportEntries {
-		if e.Name == framework.FindingEntry {
-			c.Findings = append(c.Findings, e.StringRepresentation())
-		}
-	}
-	failure := s.Failure.Message
-	if s.Failure.ForwardedPanic != "" {
-		failure = fmt.Sprintf("panic: %s\n%s", s.Failure.ForwardedPanic, s.Failure.Location.FullStackTrace)
-	}
-	switch {
-	case s.State == types.SpecStatePassed && c.Level == framework.GradeInfo:
-		c.Outcome, c.Message = OutcomeInfo, strings.Join(c.Findings, "\n")
-	case s.State == types.SpecStatePassed:
-		c.Outcome, c.Message = OutcomePassed, strings.Join(c.Findings, "\n")
-	case s.State == types.SpecStateSkipped:
-		c.Outcome, c.Message = OutcomeSkipped, failure
-	case s.State == types.SpecStateInterrupted:
-		// Stopped from outside (Ctrl-C, the run's deadline): no verdict.
-		c.Outcome, c.Message = OutcomeSkipped, "interrupted: "+failure
-	case c.Level == framework.GradeInfo:
-		// An info case never fails; one that could not measure says so.
-		c.Outcome, c.Message = OutcomeInfo, "could not measure: "+failure
-	default:
-		c.Outcome = OutcomeFailed
-		c.Message = failure
-		if s.State != types.SpecStateFailed {
-			c.Message = fmt.Sprintf("%s: %s", s.State, failure)
-		}
-	}
-	return c, true
 }
 
-// NewVerifyReport builds the report of a run from Ginkgo's suite report.
-// selected tells which specs the run selected (spec.Selector); a selected
-// spec that never ran is reported as skipped, "not run". nil selects what
-// ran. The caller fills in what Ginkgo does not know (targets, profile,
-// run id, Stopped).
-func NewVerifyReport(r types.Report, selected func(types.SpecReport) bool) VerifyReport {
-	out := VerifyReport{Started: r.StartTime, DurationMS: r.RunTime.Milliseconds()}
-	for _, s := range r.SpecReports {
-		if selected != nil && s.LeafNodeType == types.NodeTypeIt && !selected(s) {
-			continue
-		}
-		if c, ok := VerifyCaseFromSpec(s); ok {
-			out.Cases = append(out.Cases, c)
-		} else if selected != nil && s.LeafNodeType == types.NodeTypeIt {
-			labels := s.Labels()
-			out.Cases = append(out.Cases, VerifyCase{
-				ID: framework.CaseID(s.LeafNodeText), Title: framework.CaseTitle(s.LeafNodeText),
-				Level: framework.Grade(labels), Labels: labels,
-				Outcome: OutcomeSkipped, Message: "not run: the run stopped before this case",
-			})
-		}
+// NewVerifyReport builds the report of a run from spec.Run's result. The
+// caller fills in what the suite does not know (targets, profile, run id).
+func NewVerifyReport(r spec.Result) VerifyReport {
+	out := VerifyReport{Started: r.Started, DurationMS: r.Duration.Milliseconds(), Stopped: r.Stop.Reason}
+	for _, c := range r.Cases {
+		out.Cases = append(out.Cases, VerifyCaseFrom(c))
 	}
-	slices.SortStableFunc(out.Cases, func(a, b VerifyCase) int { return framework.CaseOrder(a.ID, b.ID) })
 	out.Tally()
 	return out
 }
@@ -190,19 +122,19 @@ func WriteVerifyJSON(w io.Writer, r VerifyReport) error {
 // WriteVerifyJUnit writes junit.xml: one testcase per case, named with the
 // case ID first, classed by grade; info findings go to system-out.
 func WriteVerifyJUnit(w io.Writer, r VerifyReport) error {
-	suite := reporters.JUnitTestSuite{
+	suite := junitTestSuite{
 		Name:      "chatspec verify (" + r.Profile + ")",
 		Package:   strings.Join(r.Targets, ","),
 		Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05"),
 		Time:      float64(r.DurationMS) / 1000,
-		Properties: reporters.JUnitProperties{Properties: []reporters.JUnitProperty{
+		Properties: junitProperties{Properties: []junitProperty{
 			{Name: "profile", Value: r.Profile},
 			{Name: "targets", Value: strings.Join(r.Targets, " ")},
 			{Name: "run_id", Value: r.RunID},
 		}},
 	}
 	for _, c := range r.Cases {
-		tc := reporters.JUnitTestCase{
+		tc := junitTestCase{
 			Name:      strings.TrimSpace(c.ID + " " + c.Title),
 			Classname: "chatspec." + c.Level,
 			Status:    c.Outcome,
@@ -213,17 +145,17 @@ func WriteVerifyJUnit(w io.Writer, r VerifyReport) error {
 		case OutcomeFailed:
 			suite.Failures++
 			first, _, _ := strings.Cut(c.Message, "\n")
-			tc.Failure = &reporters.JUnitFailure{Message: first, Type: "failed", Description: c.Requirement + "\n\n" + c.Message}
+			tc.Failure = &junitFailure{Message: first, Type: "failed", Description: c.Requirement + "\n\n" + c.Message}
 		case OutcomeSkipped:
 			suite.Skipped++
-			tc.Skipped = &reporters.JUnitSkipped{Message: "skipped - " + c.Message}
+			tc.Skipped = &junitSkipped{Message: "skipped - " + c.Message}
 		}
 		suite.Tests++
 		suite.TestCases = append(suite.TestCases, tc)
 	}
-	doc := reporters.JUnitTestSuites{
+	doc := junitTestSuites{
 		Tests: suite.Tests, Failures: suite.Failures, Disabled: suite.Skipped,
-		Time: suite.Time, TestSuites: []reporters.JUnitTestSuite{suite},
+		Time: suite.Time, TestSuites: []junitTestSuite{suite},
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err

@@ -7,13 +7,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/chatspec/chatspec/spec"
 )
 
 var updateVerify = flag.Bool("update-verify", false, "rewrite the verify golden files in testdata/")
@@ -176,61 +176,21 @@ func TestVerifyConsoleGroupsIdenticalFailures(t *testing.T) {
 	}
 }
 
-func TestVerifyCaseFromSpecOutcomes(t *testing.T) {
-	base := types.SpecReport{LeafNodeType: types.NodeTypeIt, RunTime: 5 * time.Millisecond}
-	for _, tc := range []struct {
-		name   string
-		text   string
-		labels []string
-		state  types.SpecState
-		msg    string
-		want   string
-		ok     bool
-	}{
-		{"pass", "JOIN-1 x", []string{"core"}, types.SpecStatePassed, "", OutcomePassed, true},
-		{"fail", "JOIN-1 x", []string{"core"}, types.SpecStateFailed, "boom", OutcomeFailed, true},
-		{"skip", "RECON-2 x", []string{"strict"}, types.SpecStateSkipped, "too slow", OutcomeSkipped, true},
-		{"info passes as info", "TRANS-4 x", []string{"info"}, types.SpecStatePassed, "", OutcomeInfo, true},
-		{"info never fails", "RECON-3 x", []string{"info"}, types.SpecStateFailed, "boom", OutcomeInfo, true},
-		{"timed out", "JOIN-1 x", []string{"core"}, types.SpecStateTimedout, "slow", OutcomeFailed, true},
-		{"interrupted has no verdict", "JOIN-1 x", []string{"core"}, types.SpecStateInterrupted, "Interrupted by User", OutcomeSkipped, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := base
-			s.LeafNodeText, s.LeafNodeLabels, s.State = tc.text, tc.labels, tc.state
-			s.Failure.Message = tc.msg
-			c, ok := VerifyCaseFromSpec(s)
-			if ok != tc.ok || c.Outcome != tc.want {
-				t.Errorf("got %q (ok %v), want %q (ok %v)", c.Outcome, ok, tc.want, tc.ok)
-			}
-		})
+func TestNewVerifyReportCarriesTheRunsResult(t *testing.T) {
+	res := spec.Result{
+		Started: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC), Duration: 1500 * time.Millisecond,
+		Cases: []spec.CaseResult{
+			{ID: "JOIN-1", Grade: "core", Outcome: spec.Passed, Duration: 3 * time.Millisecond},
+			{ID: "ROB-1", Grade: "robust", Outcome: spec.Failed, Message: "the target stopped answering"},
+			{ID: "ROB-2", Grade: "robust", Outcome: spec.Skipped, Message: "not run: target unreachable since ROB-2"},
+		},
+		Stop: spec.Stop{Kind: spec.StopTargetKilled, Reason: "the target stopped answering after ROB-1's bad input", Case: "ROB-1"},
 	}
-	filtered := base
-	filtered.LeafNodeText, filtered.State, filtered.RunTime = "JOIN-1 x", types.SpecStateSkipped, 0
-	if _, ok := VerifyCaseFromSpec(filtered); ok {
-		t.Error("a spec the profile filtered out is not a case of the run")
+	got := NewVerifyReport(res)
+	if got.Counts != (VerifyCounts{Passed: 1, Failed: 1, Skipped: 1}) || got.Passed {
+		t.Errorf("counts %+v passed %v; want 1/1/1 and not passed", got.Counts, got.Passed)
 	}
-}
-
-func TestNewVerifyReportNamesCasesAStoppedRunNeverReached(t *testing.T) {
-	spec := func(text string, labels []string, state types.SpecState, run time.Duration) types.SpecReport {
-		return types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: text, LeafNodeLabels: labels, State: state, RunTime: run}
-	}
-	r := types.Report{SpecReports: []types.SpecReport{
-		spec("RECON-1 ran", []string{"core"}, types.SpecStatePassed, time.Millisecond),
-		spec("JOIN-1 not reached", []string{"core"}, types.SpecStateSkipped, 0),
-		spec("USER-4 filtered out", []string{"strict"}, types.SpecStateSkipped, 0),
-	}}
-	core := func(s types.SpecReport) bool { return slices.Contains(s.Labels(), "core") }
-	got := NewVerifyReport(r, core)
-	var ids []string
-	for _, c := range got.Cases {
-		ids = append(ids, c.ID+"="+c.Outcome)
-	}
-	if want := []string{"JOIN-1=skipped", "RECON-1=passed"}; !slices.Equal(ids, want) {
-		t.Errorf("cases %q, want %q (sorted, the unrun one skipped, the filtered one absent)", ids, want)
-	}
-	if got.Passed != true || got.Counts.Skipped != 1 {
-		t.Errorf("counts %+v passed %v", got.Counts, got.Passed)
+	if got.Stopped != res.Stop.Reason || got.DurationMS != 1500 || got.Cases[1].Level != "robust" {
+		t.Errorf("report %+v does not carry the result", got)
 	}
 }

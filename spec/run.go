@@ -12,12 +12,15 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/formatter"
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 
@@ -51,14 +54,14 @@ type RunOptions struct {
 	Focus string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
-	// OnCase, when set, is called after each case with its Ginkgo report
+	// OnCase, when set, is called after each case with its result
 	// (progress output).
-	OnCase func(types.SpecReport)
+	OnCase func(CaseResult)
 }
 
 var (
 	hookMu     sync.Mutex
-	onCase     func(types.SpecReport)
+	onCase     func(CaseResult)
 	lastReport *types.Report
 	ran        bool
 )
@@ -67,8 +70,8 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	hookMu.Lock()
 	hook := onCase
 	hookMu.Unlock()
-	if hook != nil {
-		hook(r)
+	if c, ok := gradeSpec(r); ok && hook != nil {
+		hook(c)
 	}
 })
 
@@ -106,10 +109,10 @@ func suiteConfig(opts RunOptions) (types.SuiteConfig, error) {
 	return sc, nil
 }
 
-// Selector returns the test that tells which specs of a Ginkgo report a
+// selector returns the test that tells which specs of a Ginkgo report a
 // run with these options selected (its profile's labels and its focus).
 // A selected spec that never ran was not reached: the run stopped early.
-func Selector(opts RunOptions) (func(types.SpecReport) bool, error) {
+func selector(opts RunOptions) (func(types.SpecReport) bool, error) {
 	sc, err := suiteConfig(opts)
 	if err != nil {
 		return nil, err
@@ -163,24 +166,31 @@ type failRecorder struct{ failed bool }
 
 func (f *failRecorder) Fail() { f.failed = true }
 
-// Run runs the suite once against cfg and returns Ginkgo's report. Ginkgo
+// Run runs the suite once against cfg and returns what it found: every
+// selected case graded, and why the run stopped early if it did. Ginkgo
 // allows one run per process, so a second call returns an error. ctx stops
-// the run: the case in progress fails and the rest fail at once.
-func Run(ctx context.Context, cfg framework.Config, opts RunOptions) (types.Report, error) {
+// the run: the case in progress is interrupted and the rest are skipped;
+// a ctx that was canceled is an interruption, one past its deadline the
+// run timeout.
+func Run(ctx context.Context, cfg framework.Config, opts RunOptions) (Result, error) {
 	if contractErr != nil {
-		return types.Report{}, contractErr
+		return Result{}, contractErr
 	}
 	sc, err := suiteConfig(opts)
 	if err != nil {
-		return types.Report{}, err
+		return Result{}, err
+	}
+	selected, err := selector(opts)
+	if err != nil {
+		return Result{}, err
 	}
 	if err := framework.Configure(ctx, cfg); err != nil {
-		return types.Report{}, err
+		return Result{}, err
 	}
 	hookMu.Lock()
 	if ran {
 		hookMu.Unlock()
-		return types.Report{}, errors.New("spec: the suite already ran in this process (Ginkgo runs once per process)")
+		return Result{}, errors.New("spec: the suite already ran in this process (Ginkgo runs once per process)")
 	}
 	ran = true
 	onCase = opts.OnCase
@@ -189,12 +199,62 @@ func Run(ctx context.Context, cfg framework.Config, opts RunOptions) (types.Repo
 	gomega.RegisterFailHandler(Fail)
 	rc := types.NewDefaultReporterConfig()
 	rc.Succinct = true
+	// Ginkgo's own reporter would print to the process's stdout; callers
+	// print their own progress (OnCase) and summary instead.
+	formatter.ColorableStdOut = io.Discard
+	started := time.Now()
 	RunSpecs(&failRecorder{}, SuiteDescription, sc, rc)
 	hookMu.Lock()
 	defer hookMu.Unlock()
 	onCase = nil
 	if lastReport == nil {
-		return types.Report{}, errors.New("spec: the suite produced no report")
+		return Result{}, errors.New("spec: the suite produced no report")
 	}
-	return *lastReport, nil
+	res := Result{Started: lastReport.StartTime, Duration: lastReport.RunTime, Cases: collect(*lastReport, selected)}
+	if res.Started.IsZero() {
+		res.Started = started
+	}
+	res.Stop = stopOf(ctx, *lastReport, opts)
+	if o, down := framework.TargetOutage(); down {
+		res.Stop, res.Cases = outageStop(o, res.Cases)
+	}
+	return res, nil
+}
+
+// stopOf says whether the run was stopped from outside: its context
+// canceled (interrupted) or past its deadline, or Ginkgo's own suite
+// timeout (the same deadline) elapsed first.
+func stopOf(ctx context.Context, r types.Report, opts RunOptions) Stop {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return Stop{Kind: StopInterrupted, Reason: "interrupted"}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || slices.ContainsFunc(r.SpecialSuiteFailureReasons, func(s string) bool {
+		return strings.Contains(s, "Timeout")
+	}):
+		return Stop{Kind: StopRunTimeout, Reason: fmt.Sprintf("the run took longer than --run-timeout %s", opts.Timeout)}
+	}
+	return Stop{}
+}
+
+// outageStop grades a run in which the target stopped answering. When a
+// case's bad input is the likely cause, that case failed (even if its own
+// checks passed before the target went) and the case that merely found
+// the target gone did not run; otherwise the target went away on its own
+// and the run ended early.
+func outageStop(o framework.Outage, cases []CaseResult) (Stop, []CaseResult) {
+	if o.Culprit == "" {
+		return Stop{Kind: StopTargetGone, Reason: o.Err.Error(), Case: o.FoundIn}, cases
+	}
+	reason := fmt.Sprintf("the target stopped answering after %s's bad input (%v)", o.Culprit, o.Err)
+	for i := range cases {
+		c := &cases[i]
+		switch {
+		case c.ID == o.Culprit && c.Outcome != Failed:
+			c.Outcome = Failed
+			c.Message = strings.TrimSpace(fmt.Sprintf("the target stopped answering right after this case's bad input: %v\n%s", o.Err, c.Message))
+		case c.ID == o.FoundIn && c.ID != o.Culprit:
+			c.Outcome, c.Message = Skipped, "not run: "+o.Err.Error()
+		}
+	}
+	return Stop{Kind: StopTargetKilled, Reason: reason, Case: o.Culprit}, cases
 }

@@ -317,6 +317,25 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return ExitError
 		}
 	}
+	started := time.Now()
+	var once reportOnce
+	// notRun ends a run that never started (or that a second signal ended
+	// before its summary existed) with a report saying why.
+	notRun := func(code int, ended, why string) int {
+		if code != ExitInterrupted || ended != loadgen.EndedInterrupted {
+			fmt.Fprintf(stderr, "chatspec load: %s\n", why)
+		}
+		s := &loadgen.Summary{Verdict: "fail", Ended: ended, EndedDetail: why, RunID: l.runID, Started: started,
+			Config: loadConfigSummary(l, len(l.target.Targets) == 0, len(arrivals))}
+		if err := writeLoadReports(l.reportDir, s, &once, stdout); err != nil {
+			fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+			return ExitError
+		}
+		return code
+	}
+	defer setLastWords(func() {
+		notRun(ExitInterrupted, loadgen.EndedInterrupted, "interrupted: a second signal ended the process before the run stopped; nothing was summarised")
+	})()
 	embedded := len(l.target.Targets) == 0
 	if embedded {
 		srv, initPath, err := startEmbedded(ctx, func(cfg *reference.Config) {
@@ -327,8 +346,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			cfg.Rate = 0
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "chatspec load: starting the embedded reference server: %v\n", err)
-			return ExitError
+			return notRun(ExitError, loadgen.EndedNotStarted, fmt.Sprintf("starting the embedded reference server: %v", err))
 		}
 		defer func() {
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -346,11 +364,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "chatspec load: interrupted before the run started")
-			return ExitInterrupted
+			return notRun(ExitInterrupted, loadgen.EndedNotStarted, "interrupted before the run started")
 		}
-		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
-		return ExitUsage
+		return notRun(ExitUsage, loadgen.EndedNotStarted, err.Error())
 	}
 
 	var initFn func(context.Context, int) error
@@ -374,8 +390,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxOutage:   l.maxOutage,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
-		return ExitUsage
+		return notRun(ExitUsage, loadgen.EndedNotStarted, err.Error())
 	}
 	var length time.Duration
 	for _, a := range arrivals {
@@ -400,16 +415,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chatspec load: writing the summary: %v\n", err)
 		return ExitError
 	}
-	if l.reportDir != "" {
-		if err := writeReports(l.reportDir, summary, []reportFile[*loadgen.Summary]{
-			{"summary.json", reports.WriteLoadJSON},
-			{"junit.xml", reports.WriteLoadJUnit},
-			{"report.html", reports.WriteLoadHTML},
-		}); err != nil {
-			fmt.Fprintf(stderr, "chatspec load: %v\n", err)
-			return ExitError
-		}
-		fmt.Fprintf(stdout, "reports written to %s (summary.json, junit.xml, report.html)\n", l.reportDir)
+	if err := writeLoadReports(l.reportDir, summary, &once, stdout); err != nil {
+		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+		return ExitError
 	}
 	switch {
 	case summary.Ended != loadgen.EndedCompleted:
@@ -419,6 +427,25 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// writeLoadReports writes the report directory (if one was asked for),
+// once per run.
+func writeLoadReports(dir string, s *loadgen.Summary, once *reportOnce, stdout io.Writer) error {
+	if dir == "" {
+		return nil
+	}
+	return once.write(func() error {
+		if err := writeReports(dir, s, []reportFile[*loadgen.Summary]{
+			{"summary.json", reports.WriteLoadJSON},
+			{"junit.xml", reports.WriteLoadJUnit},
+			{"report.html", reports.WriteLoadHTML},
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reports written to %s (summary.json, junit.xml, report.html)\n", dir)
+		return nil
+	})
 }
 
 func loadConfigSummary(l *loadFlags, embedded bool, users int) loadgen.ConfigSummary {

@@ -74,9 +74,19 @@ func TestLoadUnreachableTarget(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // a port nobody listens on
-	code, _, stderr := runLoadCmd(context.Background(), t, "load", "--target", "http://"+addr, "--connect-timeout", "1s")
+	dir := t.TempDir()
+	code, _, stderr := runLoadCmd(context.Background(), t, "load", "--target", "http://"+addr, "--connect-timeout", "1s", "--report-dir", dir)
 	if code != ExitUsage || !strings.Contains(stderr, "unreachable") {
 		t.Errorf("exit %d stderr %q, want %d and 'unreachable'", code, stderr, ExitUsage)
+	}
+	// Nothing ran, and the report directory says why: CI keeps it.
+	doc := readSummary(t, dir)
+	if doc["ended"] != "not_started" || doc["verdict"] != "fail" || !strings.Contains(doc["ended_detail"].(string), addr) {
+		t.Errorf("summary.json ended %v (%v), verdict %v; want not_started naming %s, fail", doc["ended"], doc["ended_detail"], doc["verdict"], addr)
+	}
+	junit, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if !strings.Contains(string(junit), "run ended early: not_started") || !strings.Contains(string(junit), addr) {
+		t.Errorf("junit.xml does not say why nothing ran:\n%s", junit)
 	}
 }
 

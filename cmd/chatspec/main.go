@@ -15,7 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
+
+// lastWordsTimeout bounds the report a second signal still writes: a
+// report directory takes milliseconds, and a stuck disk must not keep the
+// process from exiting.
+const lastWordsTimeout = 5 * time.Second
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -23,12 +29,14 @@ func main() {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// The first signal asks the running subcommand to stop gracefully
-		// (it still writes its report); a second one exits at once.
+		// (it still writes its report); a second one writes the report with
+		// what is there (the subcommand's last words) and exits.
 		sig := <-signals
 		fmt.Fprintf(os.Stderr, "\nchatspec: %s received: stopping (press Ctrl-C again to exit now)\n", sig)
 		cancel()
 		<-signals
-		fmt.Fprintln(os.Stderr, "chatspec: second signal: exiting now")
+		fmt.Fprintln(os.Stderr, "chatspec: second signal: writing what was measured, then exiting")
+		sayLastWords(lastWordsTimeout)
 		os.Exit(ExitInterrupted)
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -56,9 +56,11 @@ Run 'chatspec <command> --help' for the flags and examples of a command.
 
 Exit codes:
   0  passed / clean shutdown
-  1  the target failed: a spec case failed or a load threshold was crossed
+  1  the target failed: a spec case failed (a target that died from a case's
+     input failed that case) or a load threshold was crossed
   2  usage error, or the target was unreachable before anything ran
-  3  the run ended early (interrupted, or the target died); the report is partial
+  3  the run ended early (interrupted, run timeout, or the target went away on
+     its own); the report is partial
   4  chatspec itself failed (e.g. address in use, report not writable)
 `)
 	io.WriteString(w, b.String())

@@ -8,12 +8,11 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/onsi/ginkgo/v2/formatter"
-	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/reports"
@@ -47,9 +46,13 @@ Examples:
   chatspec verify --list --profile all
   chatspec verify --focus 'JOIN|USER-4'
 
-Exit codes: 0 every graded case passed; 1 a case failed; 2 usage error or
-target unreachable (nothing ran); 3 the run ended early (interrupted, or the
-target went down mid-run); 4 chatspec itself failed (e.g. report not writable).
+Exit codes: 0 every graded case passed; 1 a case failed (a target that died
+from a case's bad input failed that case); 2 usage error or target
+unreachable (nothing ran); 3 the run ended early (interrupted, the run
+timeout, or the target went away on its own mid-run); 4 chatspec itself
+failed (e.g. report not writable). Once the flags parse, --report-dir is
+written whatever the exit code (the report says why nothing ran, or where
+the run stopped).
 
 Flags:
 `
@@ -141,6 +144,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return ExitError
 		}
 	}
+	out := &verifyOutput{v: v, stdout: stdout, stderr: stderr, started: time.Now()}
+	// A second signal ends the process before the run stops: the report
+	// then holds the cases that finished.
+	defer setLastWords(out.lastWords)()
 
 	embedded := len(v.target.Targets) == 0
 	if embedded {
@@ -149,15 +156,17 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			cfg.PingTimeout = embeddedPingTimeout
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "chatspec verify: starting the embedded reference server: %v\n", err)
-			return ExitError
+			return out.nothingRan(ExitError, fmt.Sprintf("starting the embedded reference server: %v", err))
 		}
 		defer func() {
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_ = srv.Stop(stopCtx)
 		}()
+		out.mu.Lock()
 		v.target.Targets = []string{srv.URL()}
+		out.embedded = true
+		out.mu.Unlock()
 		if v.target.InitPath == "" {
 			v.target.InitPath = initPath
 		}
@@ -169,11 +178,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "chatspec verify: interrupted before any case ran")
-			return ExitInterrupted
+			return out.nothingRan(ExitInterrupted, "interrupted before any case ran")
 		}
-		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-		return ExitUsage
+		return out.nothingRan(ExitUsage, err.Error())
 	}
 
 	cfg := framework.Config{
@@ -184,69 +191,120 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		MaxWait:     v.maxWait,
 	}
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-		return ExitUsage
+		return out.nothingRan(ExitUsage, err.Error())
 	}
+	out.mu.Lock()
+	out.runID = cfg.RunID
+	out.mu.Unlock()
 	runCtx, cancelRun := context.WithTimeout(ctx, v.runTimeout)
 	defer cancelRun()
 	fmt.Fprintf(stdout, "chatspec verify: profile %s against %s (run %s, per-event timeout %s)\n",
 		v.profile, strings.Join(v.target.Targets, ", "), cfg.RunID, v.step)
-	opts.OnCase = func(s types.SpecReport) {
-		if c, ok := reports.VerifyCaseFromSpec(s); ok {
-			fmt.Fprintln(stdout, reports.VerifyProgressLine(c))
-		}
-	}
-	// Ginkgo's own reporter would print to the process's stdout; this
-	// command prints its own progress and summary instead.
-	formatter.ColorableStdOut = io.Discard
-	started := time.Now()
-	greport, err := spec.Run(runCtx, cfg, opts)
+	opts.OnCase = out.caseDone
+	res, err := spec.Run(runCtx, cfg, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-		return ExitError
+		return out.nothingRan(ExitError, err.Error())
 	}
-	selected, err := spec.Selector(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-		return ExitError
-	}
-	rep := reports.NewVerifyReport(greport, selected)
-	rep.Targets, rep.Embedded, rep.Profile, rep.Focus, rep.RunID = v.target.Targets, embedded, v.profile, v.focus, cfg.RunID
-	if rep.Started.IsZero() {
-		rep.Started = started
-	}
-	switch {
-	case framework.TargetDown() != nil:
-		rep.Stopped = framework.TargetDown().Error()
-	case ctx.Err() != nil:
-		rep.Stopped = "interrupted"
-	case runCtx.Err() != nil:
-		rep.Stopped = fmt.Sprintf("the run took longer than --run-timeout %s", v.runTimeout)
-	}
-	rep.Tally()
+	rep := out.report(reports.NewVerifyReport(res))
 	fmt.Fprintln(stdout)
 	if err := reports.WriteVerifyConsole(stdout, rep); err != nil {
 		fmt.Fprintf(stderr, "chatspec verify: writing the summary: %v\n", err)
 		return ExitError
 	}
-	if v.reportDir != "" {
-		if err := writeReports(v.reportDir, rep, []reportFile[reports.VerifyReport]{
+	if err := out.write(rep); err != nil {
+		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
+		return ExitError
+	}
+	switch {
+	case res.Stop.EndedEarly():
+		return ExitInterrupted
+	case !rep.Passed:
+		// Failed cases, or a target that died from a case's input (that
+		// case failed; Stopped names it).
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// verifyOutput is what one verify run reports, whatever ends it: the
+// finished run, a run that never started (the report says why), or a
+// second signal (the cases finished so far).
+type verifyOutput struct {
+	v              *verifyFlags
+	stdout, stderr io.Writer
+	started        time.Time
+	embedded       bool
+	runID          string
+	once           reportOnce
+
+	// mu guards what the last words read while the run goes on: the
+	// cases finished so far, and the fields report fills in.
+	mu   sync.Mutex
+	done []reports.VerifyCase
+}
+
+// caseDone prints one finished case and keeps it for the last words.
+func (o *verifyOutput) caseDone(c spec.CaseResult) {
+	vc := reports.VerifyCaseFrom(c)
+	o.mu.Lock()
+	o.done = append(o.done, vc)
+	o.mu.Unlock()
+	fmt.Fprintln(o.stdout, reports.VerifyProgressLine(vc))
+}
+
+// report fills in what the suite does not know.
+func (o *verifyOutput) report(r reports.VerifyReport) reports.VerifyReport {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r.Targets, r.Embedded, r.Profile, r.Focus, r.RunID = o.v.target.Targets, o.embedded, o.v.profile, o.v.focus, o.runID
+	if r.Started.IsZero() {
+		r.Started = o.started
+		r.DurationMS = time.Since(o.started).Milliseconds()
+	}
+	r.Tally()
+	return r
+}
+
+// write writes the report directory, once.
+func (o *verifyOutput) write(r reports.VerifyReport) error {
+	if o.v.reportDir == "" {
+		return nil
+	}
+	return o.once.write(func() error {
+		if err := writeReports(o.v.reportDir, r, []reportFile[reports.VerifyReport]{
 			{"junit.xml", reports.WriteVerifyJUnit},
 			{"results.json", reports.WriteVerifyJSON},
 			{"report.html", reports.WriteVerifyHTML},
 		}); err != nil {
-			fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-			return ExitError
+			return err
 		}
-		fmt.Fprintf(stdout, "reports written to %s (junit.xml, results.json, report.html)\n", v.reportDir)
+		fmt.Fprintf(o.stdout, "reports written to %s (junit.xml, results.json, report.html)\n", o.v.reportDir)
+		return nil
+	})
+}
+
+// nothingRan ends a run in which no case ran: one line on stderr, and a
+// report that says why (CI keeps it as the run's artifact).
+func (o *verifyOutput) nothingRan(code int, why string) int {
+	fmt.Fprintf(o.stderr, "chatspec verify: %s\n", why)
+	r := o.report(reports.VerifyReport{Stopped: "nothing ran: " + why})
+	if err := o.write(r); err != nil {
+		fmt.Fprintf(o.stderr, "chatspec verify: %v\n", err)
+		return ExitError
 	}
-	switch {
-	case rep.Stopped != "":
-		return ExitInterrupted
-	case !rep.Passed:
-		return ExitFailed
+	return code
+}
+
+// lastWords writes the cases finished so far when a second signal ends
+// the process.
+func (o *verifyOutput) lastWords() {
+	o.mu.Lock()
+	r := reports.VerifyReport{Cases: slices.Clone(o.done), Stopped: "interrupted: a second signal ended the process before the run stopped; the cases after these did not finish"}
+	o.mu.Unlock()
+	r = o.report(r)
+	if err := o.write(r); err != nil {
+		fmt.Fprintf(o.stderr, "chatspec verify: %v\n", err)
 	}
-	return ExitOK
 }
 
 // The embedded reference server's heartbeat: short, so that RECON-2 and

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,6 +95,44 @@ func TestVerifyUnreachableTargetExitsBeforeAnyCase(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the unreachable target took %s to report", d)
+	}
+}
+
+// Exit 2 runs still leave their report directory, saying why nothing ran:
+// an unreachable target, and a target that answers with a web page.
+func TestVerifyNothingRanStillWritesTheReport(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body>Welcome</body></html>")
+	}))
+	defer page.Close()
+	for _, tc := range []struct{ name, target, want string }{
+		{"unreachable", "http://" + closedPort(t), "target unreachable"},
+		{"an HTML page", page.URL, "target unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			code, stdout, stderr := runVerifyInProcess(t, "--target", tc.target, "--connect-timeout", "2s", "--report-dir", dir)
+			if code != ExitUsage {
+				t.Fatalf("exit code %d, want %d; stdout:\n%s\nstderr:\n%s", code, ExitUsage, stdout, stderr)
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res reports.VerifyReport
+			if err := json.Unmarshal(raw, &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Passed || len(res.Cases) != 0 || !strings.HasPrefix(res.Stopped, "nothing ran: ") || !strings.Contains(res.Stopped, tc.want) {
+				t.Errorf("results.json: passed %v, %d cases, stopped %q; want not passed, no case, \"nothing ran: ...%s...\"", res.Passed, len(res.Cases), res.Stopped, tc.want)
+			}
+			for _, f := range []string{"junit.xml", "report.html"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("%s not written: %v", f, err)
+				}
+			}
+		})
 	}
 }
 
@@ -327,5 +368,104 @@ func TestVerifyWebSocketOnlyServerIsVerifiedNotUnreachable(t *testing.T) {
 	}
 	if !regexpMatch(`TRANS-1\s+core\s+FAILED`, stdout.String()) {
 		t.Errorf("TRANS-1 should fail against a WebSocket-only server:\n%s", stdout.String())
+	}
+}
+
+// hangingPollingTarget is the reference server with long-polling requests
+// that hang (WebSocket works): a broken transport, not a dead target.
+func hangingPollingTarget(t *testing.T) string {
+	t.Helper()
+	cfg := reference.DefaultConfig()
+	cfg.PingInterval, cfg.PingTimeout = 500*time.Millisecond, 1500*time.Millisecond
+	srv, err := reference.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("transport") == "polling" {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { close(release); ts.CloseClientConnections(); ts.Close() })
+	return ts.URL
+}
+
+// Issue 13: against a server whose long polls hang, the polling cases
+// fail and the run goes on (exit 1); the mid-run re-probe tries WebSocket
+// too and does not call the target dead (it used to: exit 3, "target
+// unreachable since TRANS-1", 11 failures).
+func TestVerifyBrokenPollingFailsItsCasesNotTheRun(t *testing.T) {
+	bin := buildChatspec(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "verify", "--target", hangingPollingTarget(t), "--focus", `\b(TRANS-1|JOIN-1|MSG-1|USER-1)\b`,
+		"--timeout", "1s", "--connect-timeout", "1s", "--report-dir", dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd.Run()); code != ExitFailed {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if strings.Contains(out, "target unreachable since") {
+		t.Errorf("the target was called dead although it serves WebSocket:\n%s", out)
+	}
+	if !regexpMatch(`TRANS-1\S*\s+core\s+FAILED`, out) {
+		t.Errorf("TRANS-1 should fail (its long polls hang):\n%s", out)
+	}
+	for _, id := range []string{"JOIN-1", "MSG-1", "USER-1"} {
+		if !regexpMatch(id+`\s+core\s+PASSED`, out) {
+			t.Errorf("%s should pass over WebSocket:\n%s", id, out)
+		}
+	}
+}
+
+// Issue 18: an unattached Next.js server (308 from /socket.io/ to
+// /socket.io, then 404; WebSocket upgrades never answered) is named as
+// such, with --init-path suggested, without waiting out --connect-timeout;
+// the report says why nothing ran.
+func TestVerifyUnattachedNextJSServerIsDiagnosed(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		case r.URL.Path == "/socket.io/":
+			http.Redirect(w, r, "/socket.io?"+r.URL.RawQuery, http.StatusPermanentRedirect)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, "<!DOCTYPE html><html><body>404: This page could not be found.</body></html>")
+		}
+	}))
+	t.Cleanup(func() { close(release); ts.CloseClientConnections(); ts.Close() })
+	dir := t.TempDir()
+	start := time.Now()
+	code, _, stderr := runVerifyInProcess(t, "--target", ts.URL, "--report-dir", dir)
+	took := time.Since(start)
+	if code != ExitUsage {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+	}
+	for _, want := range []string{"redirected (308 to " + ts.URL + "/socket.io), which answered HTTP 404", "Next.js", "--init-path /api/socket"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	// The default --connect-timeout is 5s: none of it may go on the
+	// WebSocket upgrade that Next never answers.
+	if took > 2500*time.Millisecond {
+		t.Errorf("the diagnosis took %s", took)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil || !bytes.Contains(raw, []byte("--init-path /api/socket")) {
+		t.Errorf("results.json does not say why nothing ran (%v):\n%s", err, raw)
 	}
 }

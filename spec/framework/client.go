@@ -48,6 +48,7 @@ type Client struct {
 	// reads them, and the Framework is reused by the next spec.
 	caseID      string
 	judgeShapes bool
+	budget      *caseBudget // the case's recording budget (recorder.go)
 
 	mu      sync.Mutex
 	records []record
@@ -66,7 +67,7 @@ func newClient(f *Framework, role, user string, conn *sioclient.Conn, idx int) *
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		Role: role, User: user, f: f, run: f.run, conn: conn, dialIdx: idx, started: f.started,
-		caseID: f.CaseID, judgeShapes: f.grade != GradeRobust && f.grade != GradeSecurity,
+		caseID: f.CaseID, judgeShapes: f.grade != GradeRobust && f.grade != GradeSecurity, budget: f.budget,
 		changed: make(chan struct{}), stop: cancel, readDone: make(chan struct{}),
 	}
 	go c.read(ctx)
@@ -96,6 +97,11 @@ func (c *Client) read(ctx context.Context) {
 			c.mu.Lock()
 			c.idle = false
 			c.mu.Unlock()
+		}
+		if err == nil {
+			if err = c.admit(ev, n); err != nil {
+				_ = c.conn.Abort() // stop reading what the server sends (recorder.go)
+			}
 		}
 		if err != nil {
 			c.mu.Lock()

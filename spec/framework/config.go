@@ -129,6 +129,9 @@ type run struct {
 
 	mu   sync.Mutex
 	dead error // set once the target was found unreachable mid-run
+	// cases and outage say which case the target died in or after (outage.go).
+	cases  caseTrack
+	outage Outage
 
 	autoMu sync.Mutex
 	// auto is what TransportAuto resolved to ("" until the first
@@ -283,29 +286,10 @@ func RunStopped() bool {
 }
 
 // Reachable checks that the target answers (target.Options.Probe: over
-// long-polling, or else WebSocket, since a WebSocket-only server deserves a
-// verdict, not "unreachable").
+// long-polling and WebSocket at once, since a server that serves only one
+// of them deserves a verdict, not "unreachable").
 func Reachable(ctx context.Context, t Target) error {
 	return t.Probe(ctx)
-}
-
-// noteDialError is called when a connection attempt failed. It probes the
-// target once; if the probe fails too, the target is marked down so that
-// every later spec fails at once with one clear message instead of each
-// waiting out its own timeout.
-func (r *run) noteDialError(caseID string, dialErr error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dead != nil {
-		return r.dead
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.StepTimeout)
-	defer cancel()
-	if err := Reachable(ctx, r.cfg.Target); err != nil {
-		r.dead = fmt.Errorf("target unreachable since %s: %w", caseID, err)
-		return r.dead
-	}
-	return nil
 }
 
 // resolveAuto returns the transport TransportAuto stands for in this run,

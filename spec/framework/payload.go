@@ -419,6 +419,10 @@ const maxForeignPerEvent = 10
 // the lists are shown as usernames and a count of messages with the last
 // few, so that a failure stays readable on a server with a long history.
 func summarize(name string, args json.RawMessage) string {
+	if len(args) > summarizeLimit {
+		// Decoding it again for a message costs more than it shows.
+		return clipRaw(args, 200)
+	}
 	p, err := decodePayload(args)
 	if err != nil || (p.ConnectedUserList == nil && p.MessagesList == nil) {
 		return clip(string(args), 200)

@@ -49,10 +49,11 @@ type Conn struct {
 	pingWait  time.Duration
 
 	// Reader-goroutine state.
-	connected bool
-	early     []Event // EVENTs that came before the CONNECT ack
-	seq       uint64
-	connectCh chan error // Dial waits here for the CONNECT ack
+	connected  bool
+	early      []Event // EVENTs that came before the CONNECT ack
+	earlyBytes int     // their eventSize, bounded by MaxQueuedBytes
+	seq        uint64
+	connectCh  chan error // Dial waits here for the CONNECT ack
 
 	q eventQueue
 
@@ -85,7 +86,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 		done:      make(chan struct{}),
 		connectCh: make(chan error, 1),
 	}
-	c.q.init(o.MaxQueuedEvents)
+	c.q.init(o.MaxQueuedEvents, o.MaxQueuedBytes)
 	ctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
 	defer cancel()
 
@@ -618,7 +619,7 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 		// Events that came before the ack (see earlyEventLimit) are
 		// delivered first, in the order they arrived.
 		early := c.early
-		c.early = nil
+		c.early, c.earlyBytes = nil, 0
 		for _, ev := range early {
 			c.seq++
 			ev.Seq = c.seq
@@ -647,6 +648,9 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 				return protoErr(b, "more than %d EVENTs before the namespace CONNECT was acknowledged", earlyEventLimit)
 			}
 			ev := Event{Name: name, Args: args, Received: recv}
+			if c.earlyBytes += eventSize(ev); c.earlyBytes > c.opts.MaxQueuedBytes {
+				return ErrQueueOverflow
+			}
 			if p.hasID {
 				id := p.id
 				ev.AckID = &id

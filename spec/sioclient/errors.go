@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,9 +19,14 @@ var (
 	ErrClosed = errors.New("sioclient: connection closed by the client")
 	// ErrSilenced: Silence was called, so the connection sends nothing.
 	ErrSilenced = errors.New("sioclient: connection silenced: sending is disabled")
-	// ErrQueueOverflow: more than Options.MaxQueuedEvents events were waiting
-	// for Next; the caller is not reading (a client-side problem, not the server's).
-	ErrQueueOverflow = errors.New("sioclient: event queue overflow: the caller is not reading events (Options.MaxQueuedEvents)")
+	// ErrQueueOverflow: more than Options.MaxQueuedEvents events, or
+	// Options.MaxQueuedBytes bytes of them, were waiting for Next: the
+	// caller is not reading as fast as the server sends.
+	ErrQueueOverflow = errors.New("sioclient: event queue overflow: the server sent faster than the caller read (Options.MaxQueuedEvents, MaxQueuedBytes)")
+	// ErrSendBacklog: over long-polling, more than Options.MaxPacketBytes
+	// waited to be POSTed (the server is not answering POSTs while it keeps
+	// sending pings, which need pongs).
+	ErrSendBacklog = errors.New("sioclient: send backlog: the server does not accept POSTs as fast as it asks for answers (Options.MaxPacketBytes waiting)")
 	// ErrNoQueue: Next was called but Options.OnEvent receives the events.
 	ErrNoQueue = errors.New("sioclient: Next is unavailable: Options.OnEvent receives the events")
 )
@@ -92,11 +98,27 @@ type HTTPError struct {
 	URL    string
 	Status int
 	Body   string // first bytes of the body
+	// Redirects are the redirects followed before the answer with Status,
+	// in order; the last one's To is the URL that answered.
+	Redirects []Redirect
+}
+
+// Redirect is one redirect the HTTP client followed.
+type Redirect struct {
+	Status   int
+	From, To string // without the query
 }
 
 // Error describes the failure for humans.
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("sioclient: %s %s: HTTP %d", e.Method, e.URL, e.Status)
+	if n := len(e.Redirects); n > 0 {
+		var hops []string
+		for _, r := range e.Redirects {
+			hops = append(hops, fmt.Sprintf("%d to %s", r.Status, r.To))
+		}
+		s = fmt.Sprintf("sioclient: %s %s: redirected (%s), which answered HTTP %d", e.Method, e.URL, strings.Join(hops, ", then "), e.Status)
+	}
 	if e.Body != "" {
 		s += " body " + strconv.Quote(e.Body)
 	}

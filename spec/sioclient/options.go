@@ -34,6 +34,7 @@ const (
 	DefaultConnectTimeout  = 10 * time.Second
 	DefaultMaxPacketBytes  = 16 << 20
 	DefaultMaxQueuedEvents = 1 << 16
+	DefaultMaxQueuedBytes  = 64 << 20
 	DefaultCloseLinger     = 100 * time.Millisecond
 )
 
@@ -76,6 +77,12 @@ type Options struct {
 	// Overflow ends the connection with ErrQueueOverflow (the caller is not
 	// reading): memory stays bounded whatever the server sends. Default 65536.
 	MaxQueuedEvents int
+	// MaxQueuedBytes bounds the bytes (event names and raw arguments) of
+	// the events waiting for Next, and of those that came before the
+	// namespace CONNECT ack. Overflow ends the connection with
+	// ErrQueueOverflow. Default 64 MiB: MaxQueuedEvents alone would let
+	// 65536 events of up to MaxPacketBytes each wait.
+	MaxQueuedBytes int
 	// SkipArgsValidation skips the full JSON validation of each event's
 	// arguments; the packet header and the array framing are still checked.
 	// Meant for the load generator, where validating every large broadcast
@@ -187,6 +194,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxQueuedEvents <= 0 {
 		o.MaxQueuedEvents = DefaultMaxQueuedEvents
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
 	}
 	if o.CloseLinger == 0 {
 		o.CloseLinger = DefaultCloseLinger

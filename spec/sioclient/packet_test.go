@@ -117,7 +117,8 @@ func TestParseOpen(t *testing.T) {
 func fuzzConn() *Conn {
 	c := &Conn{nsp: "/", done: make(chan struct{}), connectCh: make(chan error, 1), wsem: make(chan struct{}, 1), connected: true}
 	c.opts.MaxQueuedEvents = 1 << 20
-	c.q.init(c.opts.MaxQueuedEvents)
+	c.opts.MaxQueuedBytes = 1 << 30
+	c.q.init(c.opts.MaxQueuedEvents, c.opts.MaxQueuedBytes)
 	c.transport.Store(WebSocket)
 	c.silenced.Store(true) // pings are parsed, pongs not sent
 	c.pingWait = time.Hour

@@ -191,10 +191,21 @@ func (p *poller) pauseReader(ctx context.Context) error {
 }
 
 // enqueue adds a packet to the next POST and returns that POST's batch.
-// The caller holds Conn.wsem.
+// The caller holds Conn.wsem. What waits for a POST is bounded by
+// MaxPacketBytes; beyond it the connection ends with ErrSendBacklog.
 func (p *poller) enqueue(pkt []byte) *batch {
 	p.mu.Lock()
 	b := p.pending
+	if b != nil && len(b.buf)+1+len(pkt) > p.c.opts.MaxPacketBytes {
+		// POSTs are not keeping up (a server that holds them while it
+		// sends pings, each of which needs a pong): end the session
+		// rather than let the backlog grow.
+		p.mu.Unlock()
+		p.c.fail(&TransportError{Transport: Polling, Err: ErrSendBacklog})
+		failed := &batch{done: make(chan struct{}), err: p.c.endErr()}
+		close(failed.done)
+		return failed
+	}
 	if b == nil {
 		b = &batch{done: make(chan struct{})}
 		p.pending = b

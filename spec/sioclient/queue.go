@@ -5,28 +5,35 @@ import (
 	"sync"
 )
 
-// eventQueue holds events for Next in receive order, bounded by limit. It
-// allocates nothing while empty, which keeps idle connections small.
+// eventQueue holds events for Next in receive order, bounded by limit
+// events and maxBytes bytes (eventSize). It allocates nothing while empty,
+// which keeps idle connections small.
 type eventQueue struct {
-	mu     sync.Mutex
-	items  []Event
-	head   int
-	limit  int
-	notify chan struct{} // capacity 1: "something was pushed"
+	mu       sync.Mutex
+	items    []Event
+	head     int
+	limit    int
+	maxBytes int
+	bytes    int
+	notify   chan struct{} // capacity 1: "something was pushed"
 }
 
-func (q *eventQueue) init(limit int) {
-	q.limit = limit
+func (q *eventQueue) init(limit, maxBytes int) {
+	q.limit, q.maxBytes = limit, maxBytes
 	q.notify = make(chan struct{}, 1)
 }
+
+// eventSize is what an event counts against MaxQueuedBytes.
+func eventSize(ev Event) int { return len(ev.Name) + len(ev.Args) }
 
 // push appends ev; false means the queue is full.
 func (q *eventQueue) push(ev Event) bool {
 	q.mu.Lock()
-	if len(q.items)-q.head >= q.limit {
+	if len(q.items)-q.head >= q.limit || q.bytes+eventSize(ev) > q.maxBytes {
 		q.mu.Unlock()
 		return false
 	}
+	q.bytes += eventSize(ev)
 	if q.head > 0 && q.head >= len(q.items)/2 {
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
@@ -53,6 +60,7 @@ func (q *eventQueue) pop() (Event, bool) {
 		return Event{}, false
 	}
 	ev := q.items[q.head]
+	q.bytes -= eventSize(ev)
 	q.items[q.head] = Event{}
 	q.head++
 	if q.head == len(q.items) {

@@ -230,7 +230,20 @@ func httpErrorFrom(method, url string, resp *http.Response) *HTTPError {
 		body, _ = io.ReadAll(io.LimitReader(resp.Body, 200))
 		_ = resp.Body.Close()
 	}
-	return &HTTPError{Method: method, URL: url, Status: resp.StatusCode, Body: string(body)}
+	e := &HTTPError{Method: method, URL: url, Status: resp.StatusCode, Body: string(body)}
+	// resp.Request is the last request the client made; each request made
+	// for a redirect carries the response that caused it.
+	for req := resp.Request; req != nil && req.Response != nil && len(e.Redirects) < 10; req = req.Response.Request {
+		if req.Response.Request == nil {
+			break
+		}
+		e.Redirects = append([]Redirect{{
+			Status: req.Response.StatusCode,
+			From:   redact(req.Response.Request.URL.String()),
+			To:     redact(req.URL.String()),
+		}}, e.Redirects...)
+	}
+	return e
 }
 
 // redact drops the query from a URL for messages: it may hold tokens.

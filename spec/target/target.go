@@ -184,29 +184,94 @@ func (o *Options) Init(ctx context.Context, i int) error {
 // ErrUnreachable wraps every error Probe returns.
 var ErrUnreachable = errors.New("target unreachable")
 
-// Probe checks that every target answers: the init request when set, then a
-// Socket.IO connection over long-polling (which CONTRACT.md TRANS-1
-// requires) or, failing that, over WebSocket, closed at once. A server that
-// speaks only WebSocket is reachable: it deserves a verdict (a failed
-// TRANS-1), not "unreachable". Probe says which target failed and why.
+// Probe checks that every target answers: the init request when set, then
+// a Socket.IO connection over long-polling (which CONTRACT.md TRANS-1
+// requires) and one over WebSocket, tried at once, each with the whole
+// budget of ctx; the first to connect is closed at once. A server that
+// speaks only one of them is reachable: it deserves a verdict (a failed
+// TRANS-1 or TRANS-2), not "unreachable", and a transport that hangs (long
+// polls that never answer) must not use up the budget of the other. Probe
+// says which target failed, what each transport was answered (redirects
+// included), and recognises a Next.js server whose Socket.IO server is not
+// attached yet without waiting for its WebSocket upgrade, which Next never
+// answers.
 func (o *Options) Probe(ctx context.Context) error {
 	for i, base := range o.Targets {
 		if err := o.Init(ctx, i); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrUnreachable, base, err)
 		}
-		dial := o.DialOptions(i)
-		dial.Transport = sioclient.Polling
-		c, err := sioclient.Dial(ctx, dial)
-		if err != nil {
-			dial.Transport = sioclient.WebSocket
-			var werr error
-			if c, werr = sioclient.Dial(ctx, dial); werr != nil {
-				return fmt.Errorf("%w: %s: %w%s", ErrUnreachable, base, err, o.hint(err))
-			}
+		if err := o.probeTransports(ctx, i); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrUnreachable, base, err)
 		}
-		_ = c.Close()
 	}
 	return nil
+}
+
+// probeTransports connects to target i over polling and WebSocket at once;
+// nil as soon as one of them connects.
+func (o *Options) probeTransports(ctx context.Context, i int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		t   sioclient.Transport
+		c   *sioclient.Conn
+		err error
+	}
+	transports := []sioclient.Transport{sioclient.Polling, sioclient.WebSocket}
+	results := make(chan result, len(transports))
+	for _, t := range transports {
+		dial := o.DialOptions(i)
+		dial.Transport = t
+		go func() {
+			c, err := sioclient.Dial(ctx, dial)
+			results <- result{t, c, err}
+		}()
+	}
+	// Every dial is waited for (canceled once the answer is known), so
+	// that no connection or goroutine outlives the probe.
+	errs := map[sioclient.Transport]error{}
+	var answer error
+	known := false
+	for range transports {
+		r := <-results
+		switch {
+		case r.err == nil:
+			_ = r.c.Abort() // a probe needs no graceful goodbye, which a silent server would make wait
+			if !known {
+				known, answer = true, nil
+				cancel()
+			}
+		case !known:
+			errs[r.t] = r.err
+			if r.t == sioclient.Polling && o.InitPath == "" && looksLikeUnattachedNextJS(r.err, o.Path) {
+				known, answer = true, fmt.Errorf("%w: this looks like a Next.js server whose Socket.IO server is not attached yet "+
+					"(Next redirects %s to %s, which it does not serve, and does not answer WebSocket upgrades there): "+
+					"a Next.js app that attaches Socket.IO in an API route needs --init-path, e.g. --init-path /api/socket",
+					r.err, o.Path, strings.TrimSuffix(o.Path, "/"))
+				cancel()
+			}
+		}
+	}
+	if known {
+		return answer
+	}
+	perr, werr := errs[sioclient.Polling], errs[sioclient.WebSocket]
+	return fmt.Errorf("%w%s; over WebSocket: %w", perr, o.hint(perr), werr)
+}
+
+// looksLikeUnattachedNextJS tells Next.js's answer to an Engine.IO
+// request when no Socket.IO server is attached: a permanent redirect that
+// drops the path's trailing slash (Next's trailingSlash: false default),
+// then 404 from the path without it.
+func looksLikeUnattachedNextJS(err error, path string) bool {
+	var httpErr *sioclient.HTTPError
+	if !errors.As(err, &httpErr) || httpErr.Status != http.StatusNotFound || len(httpErr.Redirects) == 0 {
+		return false
+	}
+	r := httpErr.Redirects[0]
+	u, perr := url.Parse(r.To)
+	return perr == nil && (r.Status == http.StatusPermanentRedirect || r.Status == http.StatusMovedPermanently) &&
+		strings.HasSuffix(path, "/") && u.Path == strings.TrimSuffix(path, "/")
 }
 
 // hint suggests the flag that most often fixes a failed probe.
