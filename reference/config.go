@@ -121,6 +121,20 @@ type Config struct {
 	SlowReaderLimit   int64
 	SlowReaderTimeout time.Duration
 
+	// OutputBudget bounds the bytes held unwritten by all connections
+	// together: when a packet takes the total over it, the connections
+	// holding the most are closed, largest first, until the total is
+	// back within it (HARDENING.md, "Shared output budget"). Without it,
+	// n clients that stop reading hold n × SlowReaderLimit. 0 disables it.
+	OutputBudget int64
+
+	// RequestBodyTimeout is how long the server waits for a request body
+	// (a long-polling POST) once the headers are in; a body not complete
+	// by then is answered 408 and its connection closed, so a client that
+	// trickles a body cannot hold a request open. Headers have their own
+	// 10 s bound.
+	RequestBodyTimeout time.Duration
+
 	// ShutdownTimeout bounds the graceful shutdown that follows the end of
 	// Serve's context.
 	ShutdownTimeout time.Duration
@@ -154,6 +168,8 @@ func DefaultConfig() Config {
 		RateBurst:                40,
 		SlowReaderLimit:          8 << 20,
 		SlowReaderTimeout:        30 * time.Second,
+		OutputBudget:             128 << 20,
+		RequestBodyTimeout:       10 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		StoreTimeout:             5 * time.Second,
 	}
@@ -258,6 +274,18 @@ func (c Config) Validate() error {
 	if full := int64(c.HistoryLimit) * (int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + perMessageOverhead); c.SlowReaderLimit > 0 && c.SlowReaderLimit < full {
 		return fmt.Errorf("reference: SlowReaderLimit %d is below one full messageWritten (%d bytes for HistoryLimit %d, MaxMessageLen %d, MaxUsernameLen %d)",
 			c.SlowReaderLimit, full, c.HistoryLimit, c.MaxMessageLen, c.MaxUsernameLen)
+	}
+	if c.OutputBudget < 0 {
+		return fmt.Errorf("reference: OutputBudget must not be negative (0 turns it off), got %d", c.OutputBudget)
+	}
+	if c.OutputBudget > 0 && c.SlowReaderLimit > 0 && c.OutputBudget < c.SlowReaderLimit {
+		return fmt.Errorf("reference: OutputBudget %d is below SlowReaderLimit %d: one connection's bound must fit in the budget for all of them", c.OutputBudget, c.SlowReaderLimit)
+	}
+	if full := int64(c.HistoryLimit) * (int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + perMessageOverhead); c.OutputBudget > 0 && c.OutputBudget < full {
+		return fmt.Errorf("reference: OutputBudget %d is below one full messageWritten (%d bytes)", c.OutputBudget, full)
+	}
+	if c.RequestBodyTimeout <= 0 {
+		return fmt.Errorf("reference: RequestBodyTimeout must be positive, got %s", c.RequestBodyTimeout)
 	}
 	if c.SlowReaderTimeout < 0 {
 		return fmt.Errorf("reference: SlowReaderTimeout must not be negative, got %s", c.SlowReaderTimeout)
