@@ -55,8 +55,8 @@ type slowReader struct {
 	// counted is what this connection adds to the budget's total:
 	// queued+inflight while it is open, 0 once dropped or closed (its
 	// buffers are about to be freed).
-	counted int64
-	idleWait  []chan struct{}
+	counted  int64
+	idleWait []chan struct{}
 }
 
 // packetSize is the size of a queued packet's data, when it knows it.
