@@ -282,3 +282,49 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// /healthz answers within its own short deadline whatever Redis does: 503
+// within about half a second while Redis is frozen (SIGSTOP: connections
+// open, nothing answers) and after it is killed, 200 again once it is
+// back. The node's StoreTimeout is 2 s and go-redis's read timeout 3 s, so
+// a probe that waited for the store would take seconds.
+func TestHealthzAnswersQuicklyWhenRedisStalls(t *testing.T) {
+	redis := redistest.Start(t)
+	n := startNode(t, redis.URL, nodeOptions{prefix: "ct6:", id: "a"})
+	timed := func() (int, string, time.Duration) {
+		start := time.Now()
+		code, body := n.health(t)
+		return code, body, time.Since(start)
+	}
+	if code, body, _ := timed(); code != 200 {
+		t.Fatalf("/healthz before the fault: %d %s", code, body)
+	}
+	// The bound the test allows: the server's 500 ms plus a margin for a
+	// loaded machine, well under the 2 s a wait for the store would take.
+	const within = 1500 * time.Millisecond
+	for _, fault := range []struct {
+		name  string
+		apply func()
+	}{
+		{"frozen", redis.Freeze},
+		{"killed", redis.Kill},
+	} {
+		fault.apply()
+		for i := range 3 { // repeated probes share one stuck ping
+			code, body, took := timed()
+			t.Logf("/healthz with Redis %s (probe %d): %d in %s", fault.name, i+1, code, took.Round(time.Millisecond))
+			if code != 503 || !strings.Contains(body, "unhealthy") {
+				t.Errorf("/healthz with Redis %s: %d %s, want 503 unhealthy", fault.name, code, body)
+			}
+			if took > within {
+				t.Errorf("/healthz with Redis %s took %s, want at most %s", fault.name, took, within)
+			}
+		}
+		if fault.name == "frozen" {
+			redis.Thaw()
+			waitUntil(t, "/healthz 200 after the thaw", func() bool { code, _, _ := timed(); return code == 200 })
+		}
+	}
+	redis.Restart()
+	waitUntil(t, "/healthz 200 after the restart", func() bool { code, _, _ := timed(); return code == 200 })
+}
