@@ -2,8 +2,11 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -246,19 +249,57 @@ func TestRedisRestart(t *testing.T) {
 
 // The chatspec verify (strict profile) and load commands, spreading their
 // clients over two nodes, pass: the acceptance test of the cluster.
+//
+// The load is sized to be light (20 users, a message each 2 s, a 50-message
+// history, the smallest HIST-4 allows: ~200 deliveries/s), so that the
+// generator keeps up even on a busy 2-core machine. Real losses (a delivery that never came while
+// later ones did), duplicates and reorders fail the run whatever the
+// machine does. A message still owed when its session left ("trailing")
+// is a loss only if the generator kept up: when it reports itself
+// saturated, it could not read in time, so lateness is its own, and the
+// test reports the saturation instead of blaming the cluster.
 func TestVerifyAndLoadAgainstTwoNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the verify and load runs take about 30 s")
 	}
 	redis := redistest.Start(t)
-	a := startNode(t, redis.URL, nodeOptions{prefix: "ct5:", id: "a"})
-	b := startNode(t, redis.URL, nodeOptions{prefix: "ct5:", id: "b"})
+	a := startNode(t, redis.URL, nodeOptions{prefix: "ct5:", id: "a", historyLimit: 50})
+	b := startNode(t, redis.URL, nodeOptions{prefix: "ct5:", id: "b", historyLimit: 50})
 	targets := []string{"--target", a.URL(), "--target", b.URL()}
 
 	runCLI(t, append([]string{"verify", "--profile", "strict"}, targets...)...)
-	out := runCLI(t, append([]string{"load", "--users", "50", "--duration", "5s", "--threshold", "delivery.lost==0"}, targets...)...)
+	dir := t.TempDir()
+	out := runCLI(t, append([]string{"load", "--users", "20", "--duration", "5s", "--message-interval", "2s", "--report-dir", dir,
+		"--threshold", "delivery.lost_gaps==0", "--threshold", "delivery.duplicated==0", "--threshold", "delivery.reordered==0"}, targets...)...)
 	if !strings.Contains(out, "lost") {
 		t.Errorf("load output names no delivery.lost figure:\n%s", out)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatalf("load --report-dir wrote no summary: %v", err)
+	}
+	var sum struct {
+		Messages struct {
+			Delivered, Lost, LostTrailing int64
+		}
+		Generator struct {
+			Saturated         bool
+			SaturationReasons []string `json:"saturation_reasons"`
+		}
+	}
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	if sum.Messages.Delivered == 0 {
+		t.Fatalf("load delivered nothing:\n%s", out)
+	}
+	switch {
+	case sum.Messages.Lost == 0:
+	case sum.Generator.Saturated:
+		t.Logf("%d deliveries still owed when their sessions left, not judged: the generator was saturated (%s), so it, not the cluster, may have been late",
+			sum.Messages.LostTrailing, strings.Join(sum.Generator.SaturationReasons, "; "))
+	default:
+		t.Errorf("%d deliveries lost (%d trailing) with a generator that kept up:\n%s", sum.Messages.Lost, sum.Messages.LostTrailing, out)
 	}
 }
 
