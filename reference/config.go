@@ -106,6 +106,13 @@ type Config struct {
 	// MaxConnectionsPerIP caps them per client IP address. 0 means
 	// unlimited. A socket over a cap is refused with a Socket.IO
 	// CONNECT_ERROR whose message says which cap was hit.
+	//
+	// The default total cap follows from OutputBudget (HARDENING.md,
+	// "Connection caps"): a join sends every socket the whole user list,
+	// so one joined broadcast queues sockets × list bytes at once; at
+	// 2,000 sockets with 20-byte names that is ~144 MB, which fits the
+	// default budget with room for the chat. There is no default per-IP
+	// cap: load tests and NATed offices open thousands from one address.
 	MaxConnections      int
 	MaxConnectionsPerIP int
 
@@ -148,8 +155,9 @@ type Config struct {
 // and seed paths, both transports with upgrades, the library's heartbeat
 // (25 s / 20 s), 1 MB packets, usernames up to 64 bytes, messages up to 4096
 // bytes, 200 messages of history, 20 events/s with bursts of 40 per socket,
-// slow readers dropped beyond 8 MiB unwritten or a 30 s stalled write, no
-// connection caps, no CORS, and a 10 s shutdown.
+// slow readers dropped beyond 8 MiB unwritten or a 30 s stalled write,
+// 256 MiB unwritten across all connections, 2,000 sockets (no cap per
+// IP), 10 s for a request body, no CORS, and a 10 s shutdown.
 func DefaultConfig() Config {
 	return Config{
 		Addr:                     "127.0.0.1:3000",
@@ -168,12 +176,16 @@ func DefaultConfig() Config {
 		RateBurst:                40,
 		SlowReaderLimit:          8 << 20,
 		SlowReaderTimeout:        30 * time.Second,
-		OutputBudget:             128 << 20,
+		MaxConnections:           defaultMaxConnections,
+		OutputBudget:             256 << 20,
 		RequestBodyTimeout:       10 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		StoreTimeout:             5 * time.Second,
 	}
 }
+
+// defaultMaxConnections is DefaultConfig's MaxConnections (see there).
+const defaultMaxConnections = 2000
 
 // minBufferOverhead is the room a writeMessage packet needs beyond its two
 // strings: the Engine.IO and Socket.IO framing, the event name, the field

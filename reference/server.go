@@ -123,6 +123,9 @@ type options struct {
 	adapter socket.AdapterConstructor
 	now     func() time.Time
 	feed    bool
+	// noReclaim leaves returning memory to the OS to Go's scavenger
+	// (benchmarks that measure the difference).
+	noReclaim bool
 }
 
 // WithStore makes the server keep users and history in s instead of a fresh
@@ -150,6 +153,9 @@ func WithAdapter(a socket.AdapterConstructor) Option { return func(o *options) {
 // withClock replaces time.Now for the rate limiter (tests).
 func withClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// withoutReclaim turns off the reclaim after large drops (benchmarks).
+func withoutReclaim() Option { return func(o *options) { o.noReclaim = true } }
+
 // New validates cfg and builds a Server. Nothing listens until Serve.
 func New(cfg Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -163,6 +169,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		budget: newOutputBudget(cfg.OutputBudget)}
+	s.reclaim.stopped = o.noReclaim
 	if o.feed {
 		s.feed = &feedState{waiting: make(map[string]*feedWaiter)}
 	}
