@@ -293,6 +293,9 @@ func TestVerifyAndLoadAgainstTwoNodes(t *testing.T) {
 	if sum.Messages.Delivered == 0 {
 		t.Fatalf("load delivered nothing:\n%s", out)
 	}
+	if sum.Generator.Saturated {
+		t.Logf("the generator reports itself saturated: %s", strings.Join(sum.Generator.SaturationReasons, "; "))
+	}
 	switch {
 	case sum.Messages.Lost == 0:
 	case sum.Generator.Saturated:
