@@ -107,7 +107,7 @@ const (
 	reclaimDelay = 2 * time.Second
 )
 
-// note records n bytes released by a dropped connection.
+// note records n bytes released by a dropped or closed connection.
 func (c *reclaimer) note(n int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

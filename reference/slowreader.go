@@ -173,19 +173,25 @@ func (r *slowReader) written() {
 	}
 }
 
-// closed releases every idle waiter: a closed connection writes nothing
-// more, so waiting for it would only hold the waiter until its timeout.
+// closed releases every idle waiter (a closed connection writes nothing
+// more, so waiting for it would only hold the waiter until its timeout)
+// and takes the connection's bytes out of the budget.
 func (r *slowReader) closed() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, w := range r.idleWait {
 		close(w)
 	}
 	r.idleWait = nil
+	freed := int64(0)
 	if !r.dropped {
-		r.release()
+		freed = r.release()
 	}
-	r.dropped = true
+	r.mu.Unlock()
+	// A client that closes while it holds a large queue (an attacker
+	// giving up) frees as much memory as a drop would.
+	if freed > 0 && r.released != nil {
+		r.released(freed)
+	}
 }
 
 // idle returns a channel closed once every packet queued so far has been
