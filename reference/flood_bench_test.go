@@ -1,14 +1,21 @@
 package reference
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
-	"runtime"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,42 +25,39 @@ import (
 )
 
 // BenchmarkMemoryNonReaderFlood is issue 13's attack at full size: 150 raw
-// WebSocket clients join, send writeMessage as fast as the rate limit
-// lets through (1,000-byte messages) and never read; when the server
-// drops one, it reconnects and starts again. Four normal users chat
+// WebSocket clients join, send writeMessage every 10 ms (the rate limit
+// lets 20/s through) with 1,000-byte messages and never read; when the
+// server drops one, it reconnects and starts again. Four normal users chat
 // meanwhile (one message each every 500 ms) and measure the fan-out of
-// each other's messages. After floodFor the attackers stop; the benchmark
-// samples RSS until it is back within 32 MiB of the baseline.
+// each other's messages. After floodFor the attackers stop, and the
+// benchmark samples RSS until it is back within recoverBound of the
+// baseline.
+//
+// The server runs as its own process (`chatspec serve`, built from this
+// tree, or $CHATSPEC_FLOOD_BIN to measure another build), so its RSS is
+// not mixed with the clients':
 //
 //	go test -run '^$' -bench 'MemoryNonReaderFlood' -benchtime 1x ./reference/
-//
-// Sub-benchmarks: the defaults; the defaults without the shared budget and
-// the reclaim (only the 8 MiB per-connection bound: the server before
-// issue 13).
+//	CHATSPEC_FLOOD_BIN=/tmp/chatspec-before go test -run '^$' -bench 'MemoryNonReaderFlood/defaults' -benchtime 1x ./reference/
 func BenchmarkMemoryNonReaderFlood(b *testing.B) {
+	bin := os.Getenv("CHATSPEC_FLOOD_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "chatspec")
+		build := exec.Command("go", "build", "-o", bin, "github.com/chatspec/chatspec/cmd/chatspec")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("building chatspec: %v\n%s", err, out)
+		}
+	}
 	for _, bc := range []struct {
-		name   string
-		budget bool
+		name  string
+		flags []string
 	}{
-		{"defaults", true},
-		{"per_connection_bound_only", false},
+		{"defaults", nil},
+		{"no_budget_no_cap", []string{"--output-budget", "0", "--max-conns", "0"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for range b.N {
-				var opts []Option
-				mutate := func(c *Config) {
-					d := DefaultConfig()
-					c.Rate, c.RateBurst, c.HistoryLimit = d.Rate, d.RateBurst, d.HistoryLimit
-					c.PingInterval, c.PingTimeout = d.PingInterval, d.PingTimeout
-					c.SlowReaderLimit, c.SlowReaderTimeout = d.SlowReaderLimit, d.SlowReaderTimeout
-					if !bc.budget {
-						c.OutputBudget = 0
-					}
-				}
-				if !bc.budget {
-					opts = append(opts, withoutReclaim())
-				}
-				floodNonReaders(b, mutate, opts...)
+				floodNonReaders(b, bin, bc.flags)
 			}
 		})
 	}
@@ -66,23 +70,72 @@ const (
 	recoverLimit = 3 * time.Minute
 )
 
-func floodNonReaders(b *testing.B, mutate func(*Config), opts ...Option) {
-	runtime.GC()
-	base := rssMB()
-	cfg := testConfig()
-	mutate(&cfg)
-	r, err := Start(context.Background(), cfg, opts...)
+// startServeProcess runs `chatspec serve` on a free port and returns its
+// URL and process; it is stopped (SIGTERM) when the benchmark ends.
+func startServeProcess(b *testing.B, bin string, flags []string) (string, *os.Process) {
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, flags...)...)
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), waitFor)
-		defer scancel()
-		if err := r.Stop(sctx); err != nil {
-			b.Errorf("Stop: %v", err)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); strings.Contains(sc.Text(), "listening on") && len(f) > 0 {
+			go io.Copy(io.Discard, stdout)
+			return f[len(f)-1], cmd.Process
 		}
-	}()
-	srv := r.Server()
+	}
+	b.Fatalf("chatspec serve printed no URL")
+	return "", nil
+}
+
+// procRSSMB reads a process's VmRSS (Linux).
+func procRSSMB(pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// scrape returns the server's metric values by name (untyped, no labels).
+func scrape(url string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && !strings.HasPrefix(f[0], "#") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = v
+		}
+	}
+	return out
+}
+
+func floodNonReaders(b *testing.B, bin string, flags []string) {
+	url, proc := startServeProcess(b, bin, flags)
+	path := "/socket.io/"
+	time.Sleep(time.Second)
+	base := procRSSMB(proc.Pid)
 
 	// Normal users: read everything, measure the fan-out of each other's
 	// messages (the newest entry of each messageWritten).
@@ -95,7 +148,7 @@ func floodNonReaders(b *testing.B, mutate func(*Config), opts ...Option) {
 	)
 	for i := range 4 {
 		jctx, jcancel := context.WithTimeout(context.Background(), waitFor)
-		c, err := sioclient.Dial(jctx, sioclient.Options{URL: r.URL(), Path: cfg.Path, Transport: sioclient.WebSocket})
+		c, err := sioclient.Dial(jctx, sioclient.Options{URL: url, Path: path, Transport: sioclient.WebSocket})
 		if err == nil {
 			name := fmt.Sprintf("user%d", i)
 			err = c.Emit(jctx, EventConnecting, map[string]any{"username": name})
@@ -122,13 +175,22 @@ func floodNonReaders(b *testing.B, mutate func(*Config), opts ...Option) {
 				if ev.Name != EventMessageWritten {
 					continue
 				}
-				var m messagesPayload
-				if ev.Decode(0, &m) != nil || len(m.MessagesList) == 0 {
+				// The newest entry is the last "message" of the list;
+				// finding it without decoding the whole history keeps
+				// the clients cheap.
+				raw := ev.Args
+				k := bytes.LastIndex(raw, []byte(`"message":"`))
+				if k < 0 {
 					continue
 				}
-				last := m.MessagesList[len(m.MessagesList)-1]
+				text, _, _ := strings.Cut(string(raw[k+len(`"message":"`):]), `"`)
+				u := bytes.LastIndex(raw, []byte(`"username":"`))
+				if u < 0 {
+					continue
+				}
+				from, _, _ := strings.Cut(string(raw[u+len(`"username":"`):]), `"`)
 				mu.Lock()
-				if t0, ok := sent[last.Message]; ok && last.Username != names[i] {
+				if t0, ok := sent[text]; ok && from != names[i] {
 					lat = append(lat, time.Since(t0))
 				}
 				mu.Unlock()
@@ -158,28 +220,23 @@ func floodNonReaders(b *testing.B, mutate func(*Config), opts ...Option) {
 	attack, stopAttack := context.WithCancel(context.Background())
 	var reconnects atomic.Int64
 	var awg sync.WaitGroup
-	url := "ws" + strings.TrimPrefix(r.URL(), "http") + srv.cfg.Path + "?EIO=4&transport=websocket"
+	wsURL := "ws" + strings.TrimPrefix(url, "http") + path + "?EIO=4&transport=websocket"
 	for i := range floodClients {
 		awg.Go(func() {
 			for attack.Err() == nil {
-				floodOnce(attack, url, "flood"+strconv.Itoa(i))
+				floodOnce(attack, wsURL, "flood"+strconv.Itoa(i))
 				reconnects.Add(1)
 			}
 		})
 	}
 
-	// Sample RSS during the flood and the recovery.
-	var peakRSS, peakHeap float64
-	var peakUnwritten int64
+	// Sample the server's RSS and unwritten bytes during the flood and
+	// the recovery.
+	var peakRSS, peakUnwritten float64
 	sample := func() float64 {
-		rss := rssMB()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
+		rss := procRSSMB(proc.Pid)
 		peakRSS = max(peakRSS, rss)
-		peakHeap = max(peakHeap, float64(ms.HeapInuse)/(1<<20))
-		var sum int64
-		srv.writers.Range(func(_, v any) bool { sum += v.(*slowReader).pending(); return true })
-		peakUnwritten = max(peakUnwritten, sum)
+		peakUnwritten = max(peakUnwritten, scrape(url)["chatspec_reference_unwritten_bytes"]/(1<<20))
 		return rss
 	}
 	start := time.Now()
@@ -215,21 +272,17 @@ func floodNonReaders(b *testing.B, mutate func(*Config), opts ...Option) {
 	}
 	p50, p99, n := pct(0.5), pct(0.99), len(lat)
 	mu.Unlock()
-	budgetDrops := int64(0)
-	if srv.budget != nil {
-		budgetDrops = srv.budget.drops.Load()
-	}
+	m := scrape(url)
 	b.ReportMetric(base, "base_rss_MB")
 	b.ReportMetric(peakRSS, "peak_rss_MB")
-	b.ReportMetric(peakHeap, "peak_heap_MB")
-	b.ReportMetric(float64(peakUnwritten)/(1<<20), "peak_unwritten_MB")
+	b.ReportMetric(peakUnwritten, "peak_unwritten_MB")
 	b.ReportMetric(rssAtEnd, "rss_at_end_MB")
 	b.ReportMetric(recovered.Seconds(), "recover_s")
 	b.ReportMetric(float64(p50.Milliseconds()), "fanout_p50_ms")
 	b.ReportMetric(float64(p99.Milliseconds()), "fanout_p99_ms")
-	b.Logf("%d non-readers for %s: %d (re)connections, %d dropped (%d by the budget), %d reclaims; normal users' fan-out over %d deliveries p50 %s p99 %s; RSS base %.0f MB, peak %.0f MB (heap in use %.0f MB, unwritten %.0f MB), at the end of the attack %.0f MB, back within %d MB of the base after %s",
-		floodClients, floodFor, reconnects.Load(), srv.slowDrops.Load(), budgetDrops, srv.reclaim.runs.Load(), n, p50, p99,
-		base, peakRSS, peakHeap, float64(peakUnwritten)/(1<<20), rssAtEnd, recoverBound, recoveredString(recovered))
+	b.Logf("%s %v: %d non-readers for %s: %d (re)connections; server dropped %g slow readers (%g by the budget); normal users' fan-out over %d deliveries p50 %s p99 %s; server RSS base %.0f MB, peak %.0f MB (unwritten peak %.0f MB), at the end of the attack %.0f MB, back within %d MB of the base after %s",
+		filepath.Base(bin), flags, floodClients, floodFor, reconnects.Load(), m["chatspec_reference_slow_readers_dropped_total"], m["chatspec_reference_output_budget_drops_total"],
+		n, p50, p99, base, peakRSS, peakUnwritten, rssAtEnd, recoverBound, recoveredString(recovered))
 }
 
 func recoveredString(d time.Duration) string {
