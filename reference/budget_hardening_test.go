@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
@@ -146,65 +144,5 @@ func TestOutputBudgetBoundsNonReaders(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-	}
-}
-
-func TestInboundBacklogUnit(t *testing.T) {
-	var dropped []string
-	r := &slowReader{now: time.Now, inLimit: 100, drop: func(reason string) { dropped = append(dropped, reason) }}
-	r.received(60)
-	r.received(30)
-	r.handled() // the 60 went
-	r.received(60)
-	if len(dropped) != 0 || r.held() != 90 {
-		t.Fatalf("within the bound: dropped %v, held %d", dropped, r.held())
-	}
-	r.received(11)
-	if len(dropped) != 1 || !strings.Contains(dropped[0], "faster than the server handles") {
-		t.Fatalf("over the bound: dropped %v", dropped)
-	}
-	r.handled() // a dropped connection's leftovers change nothing
-	if r.held() != 0 {
-		t.Fatalf("held after the drop = %d", r.held())
-	}
-}
-
-// A client that keeps sending while the server cannot handle its events
-// (the chat lock held, as a server busy broadcasting holds it) is closed
-// once its unhandled events pass the inbound bound, instead of the
-// library queueing them without limit; a client that sends one message
-// meanwhile is not affected.
-func TestInboundFloodDropped(t *testing.T) {
-	r := startServer(t, func(c *Config) { c.Rate = 0 })
-	srv := r.Server()
-	ann, _ := join(t, r, sioclient.WebSocket, "ann")
-	flood := dialRaw(t, r)
-	flood.join("flood")
-	ann.expect(EventJoined, nil)
-
-	srv.chatMu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			srv.chatMu.Unlock()
-		}
-	}()
-	ann.emit(EventWriteMessage, map[string]any{"message": "one", "username": "ann"}) // waits for the lock
-	text := strings.Repeat("x", 4000)
-	limit := inboundLimit(srv.cfg)
-	sent := int64(0)
-	for ; sent < 3*limit; sent += 4000 {
-		if flood.write(websocket.MessageText, []byte(`42["writeMessage",{"message":"`+text+`","username":"flood"}]`)) != nil {
-			break // closed by the server
-		}
-	}
-	waitUntil(t, "the flooder to be dropped", func() bool { return srv.slowDrops.Load() == 1 })
-	t.Logf("flooder dropped after sending %d KB of events the server could not handle (bound %d KB)", sent/1000, limit/1000)
-	srv.chatMu.Unlock()
-	locked = false
-	var m messagesPayload
-	ann.expect(EventMessageWritten, &m)
-	if len(m.MessagesList) == 0 || m.MessagesList[len(m.MessagesList)-1].Message != "one" {
-		t.Fatalf("ann's message after the drop: %+v", m.MessagesList)
 	}
 }

@@ -146,7 +146,6 @@ func (s *Server) onConnection(args ...any) {
 // handleEvent dispatches one client event. It never panics: a bug in a
 // handler is logged and reported to the client as internal_error.
 func (s *Server) handleEvent(sess *session, raw []any) {
-	defer s.eventHandled(sess) // the inbound bound (slowreader.go)
 	args, ack := splitAck(raw)
 	name, isString := eventName(args)
 	if len(args) > 0 {

@@ -57,60 +57,6 @@ type slowReader struct {
 	// buffers are about to be freed).
 	counted  int64
 	idleWait []chan struct{}
-
-	// The inbound side: the library decodes every event as it arrives
-	// and queues it for the socket's handler without bound (socket/v3
-	// client.go ondecoded), so a client that sends faster than the server
-	// handles its events fills memory with decoded events (issue 13's
-	// flood: ~700 MB, none of it unwritten output). inSizes are the
-	// sizes of the events received and not yet handled, oldest first.
-	inLimit int64
-	inSizes []int64
-	inBytes int64
-}
-
-// received records an event packet read from the client and not yet
-// handled, and applies the inbound bound and the budget.
-func (r *slowReader) received(size int64) {
-	r.mu.Lock()
-	if r.dropped {
-		r.mu.Unlock()
-		return
-	}
-	r.inSizes = append(r.inSizes, size)
-	r.inBytes += size
-	r.counted += size
-	over := r.budget.add(size)
-	var freed int64
-	reason := ""
-	if r.inLimit > 0 && r.inBytes > r.inLimit {
-		reason = "sends events faster than the server handles them: unhandled bytes over the limit"
-		freed = r.release()
-	}
-	r.mu.Unlock()
-	if reason != "" {
-		r.dropAndRelease(reason, freed)
-		return
-	}
-	if over {
-		r.budget.enforce()
-	}
-}
-
-// handled records that the oldest received event has been handled.
-func (r *slowReader) handled() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.inSizes) == 0 {
-		return
-	}
-	n := r.inSizes[0]
-	r.inSizes = r.inSizes[1:]
-	r.inBytes -= n
-	if !r.dropped {
-		r.counted -= n
-		r.budget.add(-n)
-	}
 }
 
 // packetSize is the size of a queued packet's data, when it knows it.
@@ -293,7 +239,6 @@ func (s *Server) watchSlowReader(args ...any) {
 		now:      s.now,
 		budget:   s.budget,
 		released: s.reclaim.note,
-		inLimit:  inboundLimit(s.cfg),
 	}
 	r.drop = func(reason string) {
 		s.log.Info("dropping slow reader", "engine_id", id, "ip", hostOf(conn.RemoteAddress()), "reason", reason, "pending_bytes", r.pending())
@@ -318,11 +263,6 @@ func (s *Server) watchSlowReader(args ...any) {
 		r.created(packetSize(p))
 	})
 	conn.On("flush", func(...any) { r.flushed() })
-	conn.On("packet", func(args ...any) {
-		if p, ok := firstArg[*packet.Packet](args); ok && p != nil && p.Type == packet.MESSAGE {
-			r.received(packetSize(p))
-		}
-	})
 	s.writers.Store(id, r)
 	s.budget.register(r)
 	conn.Once("close", func(...any) {
@@ -330,22 +270,6 @@ func (s *Server) watchSlowReader(args ...any) {
 		s.budget.unregister(r)
 		r.closed()
 	})
-}
-
-// inboundLimit is how many bytes of events one connection may have
-// waiting for its handler: one largest packet plus two rate-limit bursts
-// of the largest messages, which a client within the rate limit never
-// reaches unless the server stalls for several seconds.
-func inboundLimit(cfg Config) int64 {
-	return cfg.MaxHTTPBufferSize + 2*int64(max(cfg.RateBurst, 1))*int64(cfg.MaxMessageLen+cfg.MaxUsernameLen+minBufferOverhead)
-}
-
-// eventHandled tells the connection's tracker that one of its events has
-// been handled.
-func (s *Server) eventHandled(sess *session) {
-	if w, ok := s.writers.Load(sess.sock.Conn().Id()); ok {
-		w.(*slowReader).handled()
-	}
 }
 
 // registerSlowReaderMetric exposes the count of connections the guard
