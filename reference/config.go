@@ -106,6 +106,13 @@ type Config struct {
 	// MaxConnectionsPerIP caps them per client IP address. 0 means
 	// unlimited. A socket over a cap is refused with a Socket.IO
 	// CONNECT_ERROR whose message says which cap was hit.
+	//
+	// The default total cap follows from OutputBudget (HARDENING.md,
+	// "Connection caps"): a join sends every socket the whole user list,
+	// so one joined broadcast queues sockets × list bytes at once; at
+	// 2,000 sockets with 20-byte names that is ~144 MB, which fits the
+	// default budget with room for the chat. There is no default per-IP
+	// cap: load tests and NATed offices open thousands from one address.
 	MaxConnections      int
 	MaxConnectionsPerIP int
 
@@ -121,6 +128,20 @@ type Config struct {
 	SlowReaderLimit   int64
 	SlowReaderTimeout time.Duration
 
+	// OutputBudget bounds the bytes held unwritten by all connections
+	// together: when a packet takes the total over it, the connections
+	// holding the most are closed, largest first, until the total is
+	// back within it (HARDENING.md, "Shared output budget"). Without it,
+	// n clients that stop reading hold n × SlowReaderLimit. 0 disables it.
+	OutputBudget int64
+
+	// RequestBodyTimeout is how long the server waits for a request body
+	// (a long-polling POST) once the headers are in; a body not complete
+	// by then is answered 408 and its connection closed, so a client that
+	// trickles a body cannot hold a request open. Headers have their own
+	// 10 s bound.
+	RequestBodyTimeout time.Duration
+
 	// ShutdownTimeout bounds the graceful shutdown that follows the end of
 	// Serve's context.
 	ShutdownTimeout time.Duration
@@ -134,8 +155,9 @@ type Config struct {
 // and seed paths, both transports with upgrades, the library's heartbeat
 // (25 s / 20 s), 1 MB packets, usernames up to 64 bytes, messages up to 4096
 // bytes, 200 messages of history, 20 events/s with bursts of 40 per socket,
-// slow readers dropped beyond 8 MiB unwritten or a 30 s stalled write, no
-// connection caps, no CORS, and a 10 s shutdown.
+// slow readers dropped beyond 8 MiB unwritten or a 30 s stalled write,
+// 256 MiB unwritten across all connections, 2,000 sockets (no cap per
+// IP), 10 s for a request body, no CORS, and a 10 s shutdown.
 func DefaultConfig() Config {
 	return Config{
 		Addr:                     "127.0.0.1:3000",
@@ -154,10 +176,16 @@ func DefaultConfig() Config {
 		RateBurst:                40,
 		SlowReaderLimit:          8 << 20,
 		SlowReaderTimeout:        30 * time.Second,
+		MaxConnections:           defaultMaxConnections,
+		OutputBudget:             256 << 20,
+		RequestBodyTimeout:       10 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		StoreTimeout:             5 * time.Second,
 	}
 }
+
+// defaultMaxConnections is DefaultConfig's MaxConnections (see there).
+const defaultMaxConnections = 2000
 
 // minBufferOverhead is the room a writeMessage packet needs beyond its two
 // strings: the Engine.IO and Socket.IO framing, the event name, the field
@@ -258,6 +286,18 @@ func (c Config) Validate() error {
 	if full := int64(c.HistoryLimit) * (int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + perMessageOverhead); c.SlowReaderLimit > 0 && c.SlowReaderLimit < full {
 		return fmt.Errorf("reference: SlowReaderLimit %d is below one full messageWritten (%d bytes for HistoryLimit %d, MaxMessageLen %d, MaxUsernameLen %d)",
 			c.SlowReaderLimit, full, c.HistoryLimit, c.MaxMessageLen, c.MaxUsernameLen)
+	}
+	if c.OutputBudget < 0 {
+		return fmt.Errorf("reference: OutputBudget must not be negative (0 turns it off), got %d", c.OutputBudget)
+	}
+	if c.OutputBudget > 0 && c.SlowReaderLimit > 0 && c.OutputBudget < c.SlowReaderLimit {
+		return fmt.Errorf("reference: OutputBudget %d is below SlowReaderLimit %d: one connection's bound must fit in the budget for all of them", c.OutputBudget, c.SlowReaderLimit)
+	}
+	if full := int64(c.HistoryLimit) * (int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + perMessageOverhead); c.OutputBudget > 0 && c.OutputBudget < full {
+		return fmt.Errorf("reference: OutputBudget %d is below one full messageWritten (%d bytes)", c.OutputBudget, full)
+	}
+	if c.RequestBodyTimeout <= 0 {
+		return fmt.Errorf("reference: RequestBodyTimeout must be positive, got %s", c.RequestBodyTimeout)
 	}
 	if c.SlowReaderTimeout < 0 {
 		return fmt.Errorf("reference: SlowReaderTimeout must not be negative, got %s", c.SlowReaderTimeout)

@@ -92,9 +92,8 @@ func stringField(event string, obj map[string]any, name string) (string, *reject
 
 // parseConnecting validates a connecting payload and returns the username
 // (JOIN-5, SEC-3). A username is refused when it is empty, longer than
-// maxLen bytes, not valid UTF-8, or holds control characters (which would
-// let a name forge line breaks in every client's user list). It is never
-// trimmed or rewritten (PAY-3).
+// maxLen bytes, not valid UTF-8, or holds a character that does not show
+// as itself (invisibleRune). It is never trimmed or rewritten (PAY-3).
 func parseConnecting(args []any, maxLen int) (string, *rejection) {
 	obj, rej := payloadObject(EventConnecting, args)
 	if rej != nil {
@@ -111,10 +110,34 @@ func parseConnecting(args []any, maxLen int) (string, *rejection) {
 		return "", reject(CodeInvalidUsername, "username is %d bytes, the limit is %d", len(username), maxLen)
 	case !utf8.ValidString(username):
 		return "", reject(CodeInvalidUsername, "username is not valid UTF-8")
-	case strings.ContainsFunc(username, unicode.IsControl):
-		return "", reject(CodeInvalidUsername, "username must not contain control characters")
+	}
+	if i := strings.IndexFunc(username, invisibleRune); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(username[i:])
+		return "", reject(CodeInvalidUsername, "username must not contain control, format or invisible characters (U+%04X at byte %d)", r, i)
 	}
 	return username, nil
+}
+
+// invisibleRune reports a character the reference refuses in a username
+// (CONTRACT.md JOIN-5 leaves the rule to the server; this is the
+// reference's choice). Each one lets a second socket join under a name
+// that looks identical to an existing one, or lets a name rearrange how
+// every client draws the user list:
+//   - control characters (Cc), which also forge line breaks;
+//   - format characters (Cf): the bidirectional controls U+202A–202E,
+//     U+2066–2069, U+200E/F and U+061C, the zero-width U+200B–200D,
+//     U+2060, the BOM U+FEFF, the soft hyphen, the tag characters;
+//   - the rest of Unicode's Default_Ignorable_Code_Point (Hangul fillers,
+//     U+034F, variation selectors such as U+FE0F), which render as
+//     nothing;
+//   - the line and paragraph separators (Zl, Zp).
+//
+// Emoji written as one code point, letters of every script, marks and
+// ordinary spaces stay allowed. Emoji sequences that need U+200D or U+FE0F
+// are refused: the cost of closing the look-alike hole with one rule.
+func invisibleRune(r rune) bool {
+	return unicode.IsControl(r) ||
+		unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // parseWriteMessage validates a writeMessage payload for a socket that holds

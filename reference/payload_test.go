@@ -2,10 +2,38 @@ package reference
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
+
+// TestParseConnectingRefusesInvisible covers the reference's username rule
+// (invisibleRune): every character that lets a name pass for another is
+// refused with invalid_username, wherever it stands.
+func TestParseConnectingRefusesInvisible(t *testing.T) {
+	for _, r := range []rune{
+		0x202A, 0x202B, 0x202C, 0x202D, 0x202E, // bidi embeddings and overrides
+		0x2066, 0x2067, 0x2068, 0x2069, // bidi isolates
+		0x200E, 0x200F, 0x061C, // bidi marks
+		0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, // zero width, BOM
+		0x00AD, 0x2061, 0x180E, 0xE0001, 0xE0041, // other format characters
+		0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0xFE0F, 0xFE00, 0xE0100, // other default-ignorables
+		0x2028, 0x2029, // line and paragraph separators
+		0x0009, 0x000A, 0x001B, 0x009B, // controls
+	} {
+		for _, name := range []string{string(r) + "ann", "an" + string(r) + "n", "ann" + string(r)} {
+			got, rej := parseConnecting([]any{map[string]any{"username": name}}, 64)
+			if rej == nil || rej.code != CodeInvalidUsername {
+				t.Errorf("parseConnecting(%+q) = %q, %v; want %s", name, got, rej, CodeInvalidUsername)
+				continue
+			}
+			if want := fmt.Sprintf("U+%04X", r); !strings.Contains(rej.message, want) {
+				t.Errorf("parseConnecting(%+q) message %q does not name %s", name, rej.message, want)
+			}
+		}
+	}
+}
 
 func TestParseConnecting(t *testing.T) {
 	for _, tc := range []struct {
@@ -18,6 +46,11 @@ func TestParseConnecting(t *testing.T) {
 		{"one byte over", `{"username":"` + strings.Repeat("é", 32) + `x"}`, "", CodeInvalidUsername},
 		{"empty", `{"username":""}`, "", CodeInvalidUsername},
 		{"control character", `{"username":"a\u0000b"}`, "", CodeInvalidUsername},
+		{"DEL", `{"username":"a\u007fb"}`, "", CodeInvalidUsername},
+		{"C1 control", `{"username":"a\u0085b"}`, "", CodeInvalidUsername},
+		{"letters of other scripts and marks", `{"username":"Zoë Ωμέγα 李 e\u0301"}`, "Zoë Ωμέγα 李 e\u0301", ""},
+		{"no-break space is a space", `{"username":"a\u00a0b"}`, "a\u00a0b", ""},
+		{"private use stays allowed", `{"username":"a\ue000"}`, "a\ue000", ""},
 		{"missing", `{}`, "", CodeInvalidPayload},
 		{"number", `{"username":1}`, "", CodeInvalidPayload},
 		{"null payload", `null`, "", CodeInvalidPayload},

@@ -1,6 +1,7 @@
 package reference
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,6 +78,15 @@ type Server struct {
 	slowDrops atomic.Int64
 	// writers maps Engine.IO connection ids to their *slowReader.
 	writers sync.Map
+	// budget bounds the unwritten bytes of all connections together (nil:
+	// no bound); reclaim returns a large drop's memory to the OS
+	// (outputbudget.go).
+	budget  *outputBudget
+	reclaim reclaimer
+
+	// probe is the store ping /healthz requests are waiting for, if any.
+	probeMu sync.Mutex
+	probe   *storeProbe
 }
 
 // trackConn is the http.Server's ConnState hook: it remembers connections
@@ -112,6 +122,9 @@ type options struct {
 	reg     prometheus.Registerer
 	adapter socket.AdapterConstructor
 	now     func() time.Time
+	// noReclaim leaves returning memory to the OS to Go's scavenger
+	// (benchmarks that measure the difference).
+	noReclaim bool
 }
 
 // WithStore makes the server keep users and history in s instead of a fresh
@@ -139,6 +152,9 @@ func WithAdapter(a socket.AdapterConstructor) Option { return func(o *options) {
 // withClock replaces time.Now for the rate limiter (tests).
 func withClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// withoutReclaim turns off the reclaim after large drops (benchmarks).
+func withoutReclaim() Option { return func(o *options) { o.noReclaim = true } }
+
 // New validates cfg and builds a Server. Nothing listens until Serve.
 func New(cfg Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -150,7 +166,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		budget: newOutputBudget(cfg.OutputBudget)}
+	s.reclaim.stopped = o.noReclaim
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -256,7 +274,42 @@ func (s *Server) routes() http.Handler {
 	if s.gatherer != nil {
 		mux.Handle(metricsPath, promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	}
-	return mux
+	return s.bodyDeadline(mux)
+}
+
+// bodyDeadline bounds how long a request's body may take
+// (Config.RequestBodyTimeout). http.Server's ReadHeaderTimeout stops at the
+// headers and a ReadTimeout would also cut hijacked WebSockets, so the
+// deadline is set here, per request, only when a body follows. The body is
+// read in full before the engine sees it: the engine ignores read errors
+// and would parse a cut-off body as the client's packets, so a body that
+// misses the deadline is answered 408 and never reaches the chat.
+func (s *Server) bodyDeadline(next http.Handler) http.Handler {
+	limit := s.cfg.MaxHTTPBufferSize
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
+			// No body, or one the engine refuses (413) unread.
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(s.cfg.RequestBodyTimeout)); err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// One byte over the engine's own limit keeps its truncation
+		// behaviour for a chunked body that is too long.
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			s.log.Debug("request body not received in time", "ip", hostOf(r.RemoteAddr), "path", r.URL.Path, "after", s.cfg.RequestBodyTimeout.String(), "err", err)
+			w.Header().Set("Connection", "close")
+			http.Error(w, fmt.Sprintf("request body not received within %s", s.cfg.RequestBodyTimeout), http.StatusRequestTimeout)
+			return
+		}
+		_ = rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
 }
 
 // serveInit answers the seed client's `await fetch('/api/socket')`
@@ -283,13 +336,17 @@ type health struct {
 	Detail any `json:"detail,omitempty"`
 }
 
+// healthTimeout is how long /healthz waits for the store. A health probe
+// (a load balancer's, Kubernetes') has its own short deadline, typically
+// 1 s; an answer that comes after it is no answer.
+const healthTimeout = 500 * time.Millisecond
+
 // serveHealth answers 200 {"status":"ok","store":"ok"} while the store
-// answers and the server is not shutting down, else 503 with the reason.
+// answers within healthTimeout and the server is not shutting down, else
+// 503 with the reason.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	h, code := health{Status: "ok", Store: "ok"}, http.StatusOK
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
-	defer cancel()
-	if err := s.pingStore(ctx); err != nil {
+	if err := s.probeStore(r.Context(), min(healthTimeout, s.cfg.StoreTimeout)); err != nil {
 		h, code = health{Status: "unhealthy", Store: err.Error()}, http.StatusServiceUnavailable
 	}
 	s.mu.Lock()
@@ -303,6 +360,49 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(h)
+}
+
+// probeStore pings the store and waits at most d for the answer. The
+// wait does not depend on the store honouring its context: a Redis client
+// blocked on a frozen server's socket returns only at its own read timeout
+// (seconds), so the ping runs on its own goroutine and the probe stops
+// waiting at d. One ping runs at a time; probes that arrive meanwhile
+// share its answer, so a frozen store cannot pile up goroutines.
+func (s *Server) probeStore(ctx context.Context, d time.Duration) error {
+	s.probeMu.Lock()
+	p := s.probe
+	if p == nil {
+		p = &storeProbe{done: make(chan struct{})}
+		s.probe = p
+		go func() {
+			// Bounded by StoreTimeout for a store that honours contexts;
+			// the probe's callers stop waiting long before.
+			pctx, cancel := context.WithTimeout(s.ctx, s.cfg.StoreTimeout)
+			defer cancel()
+			p.err = s.pingStore(pctx)
+			close(p.done)
+			s.probeMu.Lock()
+			s.probe = nil
+			s.probeMu.Unlock()
+		}()
+	}
+	s.probeMu.Unlock()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return p.err
+	case <-timer.C:
+		return fmt.Errorf("store did not answer within %s", d)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storeProbe is one store ping shared by every /healthz waiting for it.
+type storeProbe struct {
+	done chan struct{}
+	err  error
 }
 
 // pingStore checks the store: with its Ping method when it has one (a
@@ -412,6 +512,7 @@ func (s *Server) shutdown(hs *http.Server) error {
 	// Stop store calls still in flight only now, so that the disconnects
 	// above could record their leaves.
 	s.cancel()
+	s.reclaim.stop()
 	if s.ownsStore {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("reference: closing store: %w", err))

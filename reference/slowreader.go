@@ -30,6 +30,9 @@ import (
 // Both checks run whenever a packet is queued for the connection, which
 // includes the heartbeat's ping, so a stalled connection is checked at
 // least every PingInterval.
+//
+// Every tracker also reports its unwritten bytes to the server's shared
+// output budget (outputbudget.go), which bounds their sum.
 
 // slowReader tracks one Engine.IO connection's unwritten bytes.
 type slowReader struct {
@@ -37,6 +40,10 @@ type slowReader struct {
 	timeout time.Duration
 	now     func() time.Time
 	drop    func(reason string)
+	// budget is the shared bound (nil: none). released, if set, hears how
+	// many bytes a dropped connection gives back.
+	budget   *outputBudget
+	released func(n int64)
 
 	mu        sync.Mutex
 	queued    int64     // bytes created since the last flush
@@ -45,7 +52,11 @@ type slowReader struct {
 	inflightN int       // packets flushed, not yet reported written
 	since     time.Time // when the batch in flight was flushed
 	dropped   bool
-	idleWait  []chan struct{}
+	// counted is what this connection adds to the budget's total:
+	// queued+inflight while it is open, 0 once dropped or closed (its
+	// buffers are about to be freed).
+	counted  int64
+	idleWait []chan struct{}
 }
 
 // packetSize is the size of a queued packet's data, when it knows it.
@@ -65,6 +76,11 @@ func (r *slowReader) created(size int64) {
 	r.mu.Lock()
 	r.queued += size
 	r.queuedN++
+	over := false
+	if !r.dropped {
+		r.counted += size
+		over = r.budget.add(size)
+	}
 	pending := r.queued + r.inflight
 	stalled := r.inflightN > 0 && r.timeout > 0 && r.now().Sub(r.since) > r.timeout
 	reason := ""
@@ -75,13 +91,57 @@ func (r *slowReader) created(size int64) {
 	case stalled:
 		reason = "slow reader: a write stalled past the timeout"
 	}
+	freed := int64(0)
 	if reason != "" {
-		r.dropped = true
+		freed = r.release()
 	}
 	r.mu.Unlock()
 	if reason != "" {
-		r.drop(reason)
+		r.dropAndRelease(reason, freed)
+		return
 	}
+	if over {
+		r.budget.enforce()
+	}
+}
+
+// release marks the connection dropped and takes its bytes out of the
+// budget; r.mu is held. It returns the bytes released.
+func (r *slowReader) release() int64 {
+	r.dropped = true
+	n := r.counted
+	r.budget.add(-n)
+	r.counted = 0
+	return n
+}
+
+// dropAndRelease closes the connection (r.drop) and tells the reclaimer.
+func (r *slowReader) dropAndRelease(reason string, freed int64) {
+	r.drop(reason)
+	if r.released != nil {
+		r.released(freed)
+	}
+}
+
+// held returns the bytes this connection counts against the budget.
+func (r *slowReader) held() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counted
+}
+
+// dropForBudget closes the connection because the budget is exceeded and
+// it holds the most. It reports false if it was already dropped.
+func (r *slowReader) dropForBudget() bool {
+	r.mu.Lock()
+	if r.dropped {
+		r.mu.Unlock()
+		return false
+	}
+	freed := r.release()
+	r.mu.Unlock()
+	r.dropAndRelease("slow reader: the unwritten output of all connections is over the shared budget, and this connection held the most", freed)
+	return true
 }
 
 // flushed records that the buffer went to the transport as one batch.
@@ -100,6 +160,10 @@ func (r *slowReader) flushed() {
 func (r *slowReader) written() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.dropped {
+		r.counted -= r.inflight
+		r.budget.add(-r.inflight)
+	}
 	r.inflight, r.inflightN = 0, 0
 	if r.queuedN == 0 {
 		for _, w := range r.idleWait {
@@ -109,16 +173,25 @@ func (r *slowReader) written() {
 	}
 }
 
-// closed releases every idle waiter: a closed connection writes nothing
-// more, so waiting for it would only hold the waiter until its timeout.
+// closed releases every idle waiter (a closed connection writes nothing
+// more, so waiting for it would only hold the waiter until its timeout)
+// and takes the connection's bytes out of the budget.
 func (r *slowReader) closed() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, w := range r.idleWait {
 		close(w)
 	}
 	r.idleWait = nil
-	r.dropped = true
+	freed := int64(0)
+	if !r.dropped {
+		freed = r.release()
+	}
+	r.mu.Unlock()
+	// A client that closes while it holds a large queue (an attacker
+	// giving up) frees as much memory as a drop would.
+	if freed > 0 && r.released != nil {
+		r.released(freed)
+	}
 }
 
 // idle returns a channel closed once every packet queued so far has been
@@ -133,6 +206,14 @@ func (r *slowReader) idle() <-chan struct{} {
 		r.idleWait = append(r.idleWait, ch)
 	}
 	return ch
+}
+
+// isDropped reports whether the guard or the budget dropped the
+// connection, or it closed.
+func (r *slowReader) isDropped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
 }
 
 // pending returns the bytes the connection holds unwritten.
@@ -153,9 +234,11 @@ func (s *Server) watchSlowReader(args ...any) {
 	// see a chatError written before the library closes the connection.
 	id := conn.Id()
 	r := &slowReader{
-		limit:   s.cfg.SlowReaderLimit,
-		timeout: s.cfg.SlowReaderTimeout,
-		now:     s.now,
+		limit:    s.cfg.SlowReaderLimit,
+		timeout:  s.cfg.SlowReaderTimeout,
+		now:      s.now,
+		budget:   s.budget,
+		released: s.reclaim.note,
 	}
 	r.drop = func(reason string) {
 		s.log.Info("dropping slow reader", "engine_id", id, "ip", hostOf(conn.RemoteAddress()), "reason", reason, "pending_bytes", r.pending())
@@ -181,8 +264,10 @@ func (s *Server) watchSlowReader(args ...any) {
 	})
 	conn.On("flush", func(...any) { r.flushed() })
 	s.writers.Store(id, r)
+	s.budget.register(r)
 	conn.Once("close", func(...any) {
 		s.writers.Delete(id)
+		s.budget.unregister(r)
 		r.closed()
 	})
 }
@@ -190,8 +275,33 @@ func (s *Server) watchSlowReader(args ...any) {
 // registerSlowReaderMetric exposes the count of connections the guard
 // dropped.
 func (s *Server) registerSlowReaderMetric(reg prometheus.Registerer) error {
-	return reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "chatspec_reference_slow_readers_dropped_total",
-		Help: "Connections closed because they did not read fast enough (Config.SlowReaderLimit, Config.SlowReaderTimeout).",
-	}, func() float64 { return float64(s.slowDrops.Load()) }))
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatspec_reference_slow_readers_dropped_total",
+			Help: "Connections closed because they did not read fast enough (Config.SlowReaderLimit, Config.SlowReaderTimeout, Config.OutputBudget).",
+		}, func() float64 { return float64(s.slowDrops.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatspec_reference_output_budget_drops_total",
+			Help: "Connections closed because the unwritten output of all connections passed Config.OutputBudget (they held the most); also counted in slow_readers_dropped_total.",
+		}, func() float64 {
+			if s.budget == nil {
+				return 0
+			}
+			return float64(s.budget.drops.Load())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "chatspec_reference_unwritten_bytes",
+			Help: "Bytes queued for all connections and not yet written (what Config.OutputBudget bounds; 0 when the budget is off).",
+		}, func() float64 {
+			if s.budget == nil {
+				return 0
+			}
+			return float64(s.budget.total.Load())
+		}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -21,8 +21,11 @@ fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (Debian packages)"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Another apt or dpkg (unattended-upgrades, a provisioning script) may
+  # hold the lock: wait for it, up to 10 minutes, instead of failing at once.
+  apt_wait=(-o DPkg::Lock::Timeout=600)
+  $SUDO apt-get "${apt_wait[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${apt_wait[@]}" install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 if [ "${CHATSPEC_SKIP_NODE:-}" != 1 ]; then

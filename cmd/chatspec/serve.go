@@ -88,6 +88,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.cfg.MaxConnectionsPerIP, "max-conns-per-ip", d.MaxConnectionsPerIP, "most concurrent sockets per client IP (0: no limit)")
 	fs.Int64Var(&f.cfg.SlowReaderLimit, "slow-reader-limit", d.SlowReaderLimit, "close a connection holding more than this many unwritten `bytes` (0: no limit)")
 	fs.DurationVar(&f.cfg.SlowReaderTimeout, "slow-reader-timeout", d.SlowReaderTimeout, "close a connection whose write has not finished after this `long` (0: no limit)")
+	fs.Int64Var(&f.cfg.OutputBudget, "output-budget", d.OutputBudget, "unwritten `bytes` all connections may hold together; over it, those holding the most are closed first (0: no limit)")
+	fs.DurationVar(&f.cfg.RequestBodyTimeout, "body-timeout", d.RequestBodyTimeout, "time a request body (long-polling POST) may take after its headers; later: 408 and the connection closed")
 	fs.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a graceful stop may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format` on stderr: text or json")
