@@ -170,7 +170,7 @@ func BenchmarkUsers(b *testing.B) {
 			}
 		}()
 		b.ResetTimer()
-		s := e.Execute(context.Background(), m, false)
+		s := Measure(context.Background(), e, m, false)
 		b.StopTimer()
 		close(stopSampling)
 		<-sampled

@@ -110,7 +110,7 @@ func run(t *testing.T, url string, o runOpts) *Summary {
 	e, m := newEngine(t, url, o)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return e.Execute(ctx, m, true)
+	return Measure(ctx, e, m, true)
 }
 
 // libraryDrop matches the one error the zishang520 servers (the reference
@@ -321,7 +321,7 @@ func TestInterruptStopsCleanlyWithPartialReport(t *testing.T) {
 		cancel()
 	}()
 	began := time.Now()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	if !<-reached {
 		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
 	}
@@ -350,7 +350,7 @@ func TestTargetDyingEndsTheRun(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	if !<-reached {
 		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
 	}
@@ -385,7 +385,7 @@ func TestStagedPlanAgainstReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := e.Execute(context.Background(), NewMetrics(MetricsConfig{Users: len(arr), Window: time.Second}), true)
+	s := Measure(context.Background(), e, NewMetrics(MetricsConfig{Users: len(arr), Window: time.Second}), true)
 	t.Logf("users %+v messages %+v", s.Users, s.Messages)
 	if s.Users.Planned != 8 || s.Users.Connected != 8 || s.LatencyMS.Join.Count != 8 || len(unexplained(s)) > 0 {
 		t.Errorf("users %+v errors %+v, want 8 planned, connected and joined", s.Users, s.Errors)
@@ -404,7 +404,7 @@ func TestUsersAreSpreadOverTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := e.Execute(context.Background(), NewMetrics(MetricsConfig{Users: 6, Window: 300 * time.Millisecond}), true)
+	s := Measure(context.Background(), e, NewMetrics(MetricsConfig{Users: 6, Window: 300 * time.Millisecond}), true)
 	if got := s.LatencyMS.Join.Count; got != 6 {
 		t.Fatalf("joined %d of 6: %+v", got, s.Errors)
 	}
@@ -415,7 +415,7 @@ func TestUsersAreSpreadOverTargets(t *testing.T) {
 
 func TestUnreachableTargetFailsConnects(t *testing.T) {
 	e, m := newEngine(t, "http://127.0.0.1:1", runOpts{users: 3, dur: 500 * time.Millisecond})
-	s := e.Execute(context.Background(), m, false)
+	s := Measure(context.Background(), e, m, false)
 	if s.Users.ConnectErrors == 0 {
 		t.Errorf("no connect errors against a closed port: %+v", s.Users)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -206,7 +205,7 @@ func (m *Metrics) Add(r Result) {
 		}
 	case Tick:
 		m.lagSample(r.At - r.Intended)
-		m.peakGoroutines = max(m.peakGoroutines, runtime.NumGoroutine())
+		m.peakGoroutines = max(m.peakGoroutines, int(r.Goroutines))
 	}
 }
 

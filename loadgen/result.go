@@ -39,6 +39,7 @@ const (
 	Left
 	// Tick: the generator's clock probe; At − Intended is how late a
 	// timer fired, a measure of the generator's own saturation.
+	// Goroutines is the process's goroutine count at that moment.
 	Tick
 )
 
@@ -64,5 +65,7 @@ type Result struct {
 	Latency  time.Duration
 	Planned  bool
 	Abrupt   bool
-	Err      error
+	// Goroutines is set on Tick records only.
+	Goroutines int32
+	Err        error
 }
