@@ -33,6 +33,7 @@ type Engine struct {
 	startUnix int64
 	users     []*user
 	out       chan Result
+	key       *RunKey // authenticates this run's stamps
 	sched     *scheduler
 	mon       *targetMonitor
 
@@ -58,7 +59,11 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, out: make(chan Result, 1<<14), stopCh: make(chan struct{}), mon: newTargetMonitor()}
+	key, err := NewRunKey(cfg.RunID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	e := &Engine{cfg: cfg, key: key, out: make(chan Result, 1<<14), stopCh: make(chan struct{}), mon: newTargetMonitor()}
 	pick := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	for i, a := range cfg.Arrivals {
 		u := &user{idx: i, arr: a, name: fmt.Sprintf("cs-%s-%d", cfg.RunID, i), rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
+	"github.com/chatspec/chatspec/internal/faultychat"
 	"github.com/chatspec/chatspec/loadgen/threshold"
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/spec/sioclient"
@@ -167,6 +167,7 @@ func TestAgainstReferenceEveryDeliveryIsAccounted(t *testing.T) {
 	if s.Ended != EndedCompleted {
 		t.Errorf("ended = %q (%s), want completed", s.Ended, s.EndedDetail)
 	}
+	requireNothingOutOfContract(t, s)
 	if got, want := s.Users.Connected, 12; got != want {
 		t.Errorf("users connected = %d, want %d", got, want)
 	}
@@ -208,6 +209,7 @@ func TestUpgradeTransportAccounting(t *testing.T) {
 	if m.Sent == 0 || m.Lost != 0 || m.Delivered != m.ExpectedDeliveries {
 		t.Errorf("accounting over upgrade: %+v", m)
 	}
+	requireNothingOutOfContract(t, s)
 }
 
 func TestDroppedMessagesAreLostAndFailTheThreshold(t *testing.T) {
@@ -307,6 +309,7 @@ func TestChurnAgainstReference(t *testing.T) {
 	if s.Users.Dropped != 0 {
 		t.Errorf("planned churn counted as drops: %d", s.Users.Dropped)
 	}
+	requireNothingOutOfContract(t, s)
 }
 
 func TestInterruptStopsCleanlyWithPartialReport(t *testing.T) {
@@ -421,5 +424,21 @@ func TestUnreachableTargetFailsConnects(t *testing.T) {
 	}
 	if s.Ended != EndedTargetDown && s.Ended != EndedCompleted {
 		t.Errorf("ended = %q", s.Ended)
+	}
+}
+
+// requireNothingOutOfContract checks the figures a correct server keeps
+// at 0: sessions it ended, refusals, repeated or out-of-contract events,
+// order conflicts, and a run that measured nothing.
+func requireNothingOutOfContract(t *testing.T, s *Summary) {
+	t.Helper()
+	m, ev := s.Messages, s.Events
+	if s.Sessions.EndedByServer != 0 || m.Refused != 0 || m.OrderConflicts != 0 || m.Unmeasured ||
+		ev.Repeated != 0 || ev.Foreign != 0 || ev.Forged != 0 || ev.OutOfContract != 0 {
+		t.Errorf("sessions %+v, refused %d, order conflicts %d, unmeasured %v, events %+v: want 0 everywhere",
+			s.Sessions, m.Refused, m.OrderConflicts, m.Unmeasured, ev)
+	}
+	if got := s.Sessions.EndedByPlan + s.Sessions.EndedByServer; got != s.Sessions.Connected {
+		t.Errorf("sessions %+v: %d ended, want all %d", s.Sessions, got, s.Sessions.Connected)
 	}
 }

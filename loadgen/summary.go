@@ -22,7 +22,9 @@ type Summary struct {
 	DurationSeconds float64          `json:"duration_seconds"`
 	Config          ConfigSummary    `json:"config"`
 	Users           UsersSummary     `json:"users"`
+	Sessions        SessionsSummary  `json:"sessions"`
 	Messages        MessagesSummary  `json:"messages"`
+	Events          EventsSummary    `json:"events"`
 	LatencyMS       LatencySet       `json:"latency_ms"`
 	Generator       GeneratorSummary `json:"generator"`
 	// Outages lists the periods a target refused connections, in the
@@ -102,6 +104,40 @@ type UsersSummary struct {
 	Dropped       int64 `json:"dropped"`
 }
 
+// SessionsSummary accounts for every session (one connection of one
+// user): how far it got and who ended it.
+type SessionsSummary struct {
+	// Connected counts connections made; Joined those that got
+	// `connected`; JoinFailed those that never did (users.join_errors).
+	Connected  int64 `json:"connected"`
+	Joined     int64 `json:"joined"`
+	JoinFailed int64 `json:"join_failed"`
+	// EndedByPlan: the generator closed them (leave, churn, the run's
+	// end). EndedByServer: the server ended them (users.dropped), by how
+	// (see EndedHow).
+	EndedByPlan      int64            `json:"ended_by_plan"`
+	EndedByServer    int64            `json:"ended_by_server"`
+	EndedByServerHow map[string]int64 `json:"ended_by_server_how"`
+}
+
+// EventsSummary counts messageWritten and connected events that brought
+// no new message of this run, by kind (see EventNote).
+type EventsSummary struct {
+	// Repeated: events that repeated a message the receiver already had
+	// from an earlier messageWritten (also counted in messages.duplicated).
+	Repeated int64 `json:"repeated"`
+	// Foreign: events caused by someone else's message; Forged: by a text
+	// shaped like this run's stamp whose tag is wrong. Both ignored.
+	Foreign int64 `json:"foreign"`
+	Forged  int64 `json:"forged"`
+	// Shrunk: lists that lost a message the receiver had seen;
+	// ConnectedTwice: a second `connected` on a joined session;
+	// OutOfContract is their sum.
+	Shrunk         int64 `json:"shrunk"`
+	ConnectedTwice int64 `json:"connected_twice"`
+	OutOfContract  int64 `json:"out_of_contract"`
+}
+
 // MessagesSummary is the delivery accounting of the run.
 type MessagesSummary struct {
 	Sent               int64 `json:"sent"`
@@ -122,6 +158,19 @@ type MessagesSummary struct {
 	Unconfirmed   int64   `json:"unconfirmed"`
 	LossRatio     float64 `json:"loss_ratio"`
 	DeliveryRatio float64 `json:"delivery_ratio"`
+	// Refused: writes the server refused (chatError), by its code; owed
+	// to nobody, so never in Lost.
+	Refused       int64            `json:"refused"`
+	RefusedByCode map[string]int64 `json:"refused_by_code"`
+	// OrderConflicts: messages for which a receiver saw a different
+	// predecessor than the first receiver to report one (HIST-1), with the
+	// worst pairs of receivers (at most 20) and an example each.
+	OrderConflicts            int64           `json:"order_conflicts"`
+	OrderConflictPairs        []OrderConflict `json:"order_conflict_pairs"`
+	OrderConflictPairsOmitted int64           `json:"order_conflict_pairs_omitted"`
+	// Unmeasured: messages were due but no delivery was owed to anyone,
+	// so the figures above say nothing.
+	Unmeasured bool `json:"unmeasured"`
 }
 
 // LatencySet holds the latency distributions, in milliseconds.

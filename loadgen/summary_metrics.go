@@ -32,12 +32,27 @@ var summaryMetrics = func() map[string]summaryMetric {
 		"delivery.ratio": {threshold.Ratio, func(s *Summary) (float64, bool) {
 			return s.Messages.DeliveryRatio, s.Messages.ExpectedDeliveries > 0
 		}},
-		"messages.sent":        count(func(s *Summary) int64 { return s.Messages.Sent }),
-		"messages.send_errors": count(func(s *Summary) int64 { return s.Messages.SendErrors }),
-		"messages.unconfirmed": count(func(s *Summary) int64 { return s.Messages.Unconfirmed }),
-		"users.planned":        count(func(s *Summary) int64 { return int64(s.Users.Planned) }),
-		"users.connected":      count(func(s *Summary) int64 { return int64(s.Users.Connected) }),
-		"users.dropped":        count(func(s *Summary) int64 { return s.Users.Dropped }),
+		"messages.sent":            count(func(s *Summary) int64 { return s.Messages.Sent }),
+		"messages.send_errors":     count(func(s *Summary) int64 { return s.Messages.SendErrors }),
+		"messages.unconfirmed":     count(func(s *Summary) int64 { return s.Messages.Unconfirmed }),
+		"users.planned":            count(func(s *Summary) int64 { return int64(s.Users.Planned) }),
+		"users.connected":          count(func(s *Summary) int64 { return int64(s.Users.Connected) }),
+		"users.dropped":            count(func(s *Summary) int64 { return s.Users.Dropped }),
+		"sessions.dropped":         count(func(s *Summary) int64 { return s.Sessions.EndedByServer }),
+		"sessions.join_failed":     count(func(s *Summary) int64 { return s.Sessions.JoinFailed }),
+		"sessions.joined":          count(func(s *Summary) int64 { return s.Sessions.Joined }),
+		"messages.refused":         count(func(s *Summary) int64 { return s.Messages.Refused }),
+		"delivery.order_conflicts": count(func(s *Summary) int64 { return s.Messages.OrderConflicts }),
+		"delivery.unmeasured": {threshold.Flag, func(s *Summary) (float64, bool) {
+			if s.Messages.Unmeasured {
+				return 1, true
+			}
+			return 0, true
+		}},
+		"events.repeated":        count(func(s *Summary) int64 { return s.Events.Repeated }),
+		"events.foreign":         count(func(s *Summary) int64 { return s.Events.Foreign }),
+		"events.forged":          count(func(s *Summary) int64 { return s.Events.Forged }),
+		"events.out_of_contract": count(func(s *Summary) int64 { return s.Events.OutOfContract }),
 		"errors.total": count(func(s *Summary) int64 {
 			var n int64
 			for _, e := range s.Errors {

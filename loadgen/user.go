@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -42,6 +43,49 @@ type session struct {
 	isJoined  atomic.Bool
 	planned   atomic.Bool
 	aborted   atomic.Bool // the generator dropped it abruptly (churn, hard stop)
+
+	// outstanding are the session's writes not yet echoed back to it, in
+	// emit order: a refusal (chatError) answers the oldest of them, since
+	// one connection's writes are handled in order.
+	outMu       sync.Mutex
+	outstanding []uint32
+}
+
+// maxOutstanding bounds the writes a session remembers while waiting for
+// their echo; a server that never echoes cannot grow it further.
+const maxOutstanding = 1024
+
+func (s *session) wrote(seq uint32) {
+	s.outMu.Lock()
+	if len(s.outstanding) >= maxOutstanding {
+		s.outstanding = s.outstanding[1:]
+	}
+	s.outstanding = append(s.outstanding, seq)
+	s.outMu.Unlock()
+}
+
+// echoed forgets the writes up to seq: the server accepted seq, and the
+// ones before it were answered (or dropped) before it.
+func (s *session) echoed(seq uint32) {
+	s.outMu.Lock()
+	i := 0
+	for i < len(s.outstanding) && s.outstanding[i] <= seq {
+		i++
+	}
+	s.outstanding = s.outstanding[i:]
+	s.outMu.Unlock()
+}
+
+// refusedWrite returns the oldest write waiting for an answer, 0 if none.
+func (s *session) refusedWrite() uint32 {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if len(s.outstanding) == 0 {
+		return 0
+	}
+	seq := s.outstanding[0]
+	s.outstanding = s.outstanding[1:]
+	return seq
 }
 
 // liveConn returns the session's connection, nil before the dial ended.
@@ -130,8 +174,9 @@ func (e *Engine) send(u *user, at time.Duration) {
 		defer u.emitMu.Unlock()
 		u.seq++
 		seq := u.seq
-		text := Stamp{Sender: uint32(u.idx), Seq: seq, Intended: e.startUnix + int64(at)}.Text(e.cfg.RunID, e.cfg.MessageSize)
+		text := Stamp{Sender: uint32(u.idx), Seq: seq, Intended: e.startUnix + int64(at)}.Text(e.key, e.cfg.MessageSize)
 		started := e.now()
+		s.wrote(seq)
 		ctx, cancel := context.WithTimeout(e.hardCtx, e.cfg.Window+e.cfg.StopTimeout)
 		err := conn.Emit(ctx, "writeMessage", writeMessage{Message: text, Username: u.name})
 		cancel()
@@ -149,7 +194,7 @@ func (e *Engine) send(u *user, at time.Duration) {
 // connection to end and reports it.
 func (e *Engine) connect(u *user, intended time.Duration) {
 	defer e.wg.Done()
-	s := &session{e: e, id: e.sessionSeq.Add(1) - 1, u: u, tail: NewTail(e.cfg.RunID), joined: make(chan struct{})}
+	s := &session{e: e, id: e.sessionSeq.Add(1) - 1, u: u, tail: NewTail(e.key), joined: make(chan struct{})}
 	base := Result{User: int32(u.idx), Session: s.id}
 	fail := func(kind Kind, err error) {
 		r := base
@@ -310,6 +355,7 @@ func (s *session) onEvent(ev sioclient.Event) {
 	switch ev.Name {
 	case "connected":
 		if s.isJoined.Load() {
+			e.emit(Result{Kind: Noted, Note: NoteConnectedTwice, User: int32(s.u.idx), Session: s.id, At: ev.Received.Sub(e.start)})
 			return
 		}
 		s.tail.Reset(ev.Args)
@@ -322,8 +368,50 @@ func (s *session) onEvent(ev sioclient.Event) {
 			return // unjoined sockets may receive it (CONTRACT.md MSG-1); it is owed to nobody
 		}
 		at := ev.Received.Sub(e.start)
-		for _, st := range s.tail.New(ev.Args) {
-			e.emit(Result{Kind: Delivered, User: int32(s.u.idx), Session: s.id, Sender: st.Sender, Seq: st.Seq, Intended: time.Duration(st.Intended - e.startUnix), At: at})
+		seen := s.tail.New(ev.Args)
+		for _, st := range seen {
+			if st.Sender == uint32(s.u.idx) {
+				s.echoed(st.Seq)
+			}
+			e.emit(Result{Kind: Delivered, User: int32(s.u.idx), Session: s.id, Sender: st.Sender, Seq: st.Seq, Intended: time.Duration(st.Intended - e.startUnix), At: at, Pred: st.Pred})
 		}
+		if len(seen) == 0 {
+			if note, newest := s.tail.Note(); note != NoteStale {
+				e.emit(Result{Kind: Noted, Note: note, User: int32(s.u.idx), Session: s.id, Sender: newest.Sender, Seq: newest.Seq, At: at})
+			}
+		}
+	case "chatError":
+		ref := parseRefusal(ev.Args)
+		r := Result{Kind: Refused, User: int32(s.u.idx), Session: s.id, Sender: uint32(s.u.idx), At: ev.Received.Sub(e.start), Err: ref}
+		if ref.Event == "writeMessage" {
+			r.Seq = s.refusedWrite()
+		}
+		e.emit(r)
 	}
+}
+
+// parseRefusal reads the reference's `chatError {event, code, message}`
+// (CONTRACT.md ERR-1), bounded: whatever the server sends, the code kept
+// is at most 40 characters of [a-z0-9_.-].
+func parseRefusal(args []byte) *RefusalError {
+	var v []struct {
+		Event string `json:"event"`
+		Code  string `json:"code"`
+	}
+	if len(args) > 64<<10 || json.Unmarshal(args, &v) != nil || len(v) == 0 {
+		return &RefusalError{Event: "?", Code: "unreadable"}
+	}
+	clean := func(s string) string {
+		b := make([]byte, 0, min(len(s), 40))
+		for i := 0; i < len(s) && len(b) < 40; i++ {
+			if c := s[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' {
+				b = append(b, c)
+			}
+		}
+		if len(b) == 0 {
+			return "none"
+		}
+		return string(b)
+	}
+	return &RefusalError{Event: clean(v[0].Event), Code: clean(v[0].Code)}
 }

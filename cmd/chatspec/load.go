@@ -294,8 +294,9 @@ func isTerminal(w io.Writer) bool {
 
 // correctnessThresholds gate a run that names no threshold of its own.
 var correctnessThresholds = []string{
-	"connect.errors==0", "join.errors==0",
-	"delivery.lost==0", "delivery.duplicated==0", "delivery.reordered==0",
+	"connect.errors==0", "join.errors==0", "sessions.dropped==0", "delivery.unmeasured==false",
+	"delivery.lost==0", "delivery.duplicated==0", "delivery.reordered==0", "delivery.order_conflicts==0",
+	"messages.refused==0", "events.out_of_contract==0",
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
