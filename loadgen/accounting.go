@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"fmt"
 	"math/bits"
 	"slices"
 	"sort"
@@ -67,6 +68,7 @@ const (
 	msgUnknown uint8 = iota // seen delivered before its Sent record
 	msgSent
 	msgFailed
+	msgRefused // the server said no (chatError): owed to nobody
 )
 
 type msgState struct {
@@ -75,6 +77,8 @@ type msgState struct {
 	status    uint8
 	owed      bool     // counted in the sweep of close (sent, not unconfirmed)
 	delivered uint32   // settled expected deliveries
+	pred      uint64   // its predecessor in the server's list, as first reported (PackID; 0: none yet)
+	predBy    int32    // the session that reported pred
 	seen      []uint64 // bit per session index
 }
 
@@ -97,7 +101,32 @@ type accounting struct {
 	dup         []int64         // by sender
 	reord       []int64         // by sender
 	unexpected  int64           // deliveries owed to nobody (joined after, left before window, failed sends)
+	repeats     int64           // events that repeated a message the session already had (counted in dup too)
+	conflicts   int64           // reports of a predecessor that differs from the first one reported
+	pairs       map[[2]int32]*OrderConflict
+	otherPairs  int64 // conflicts between pairs beyond maxConflictPairs
 }
+
+// OrderConflict is a pair of receivers (users) whose views of the history
+// cannot both fit one order (CONTRACT.md HIST-1): for one message, the
+// message just before it in the lists each received differs.
+type OrderConflict struct {
+	// ReceiverA reported first; ReceiverB disagreed.
+	ReceiverA int `json:"receiver_a"`
+	ReceiverB int `json:"receiver_b"`
+	// Count is how many messages the pair disagreed on.
+	Count int64 `json:"count"`
+	// Example is the first: the message (sender/seq), and what came just
+	// before it for A and for B.
+	Message string `json:"message"`
+	BeforeA string `json:"before_a"`
+	BeforeB string `json:"before_b"`
+}
+
+// maxConflictPairs bounds the receiver pairs shown with an example.
+const maxConflictPairs = 20
+
+func idText(id uint64) string { return fmt.Sprintf("%d/%d", id>>32, uint32(id)) }
 
 // maxSeq bounds how far a stamp's seq may run ahead, so a forged or
 // corrupt stamp cannot make the accounting allocate without bound.
@@ -154,11 +183,82 @@ func (a *accounting) sent(r Result, ok bool) {
 	}
 	m.intended = r.Intended
 	m.session = r.Session
-	if ok {
+	switch {
+	case m.status == msgRefused: // the refusal overtook the Sent record
+	case ok:
 		m.status = msgSent
-	} else {
+	default:
 		m.status = msgFailed
 	}
+}
+
+// refused marks a write the server refused; it is owed to nobody.
+func (a *accounting) refused(r Result) {
+	if r.Seq == 0 {
+		return // a refusal no write was waiting for
+	}
+	if m := a.msg(r.Sender, r.Seq, r.Intended); m != nil {
+		m.status = msgRefused
+	}
+}
+
+// repeated counts an event that brought nothing new but repeated the
+// message (Sender, Seq) the session had already received: a duplicate.
+func (a *accounting) repeated(r Result) {
+	a.repeats++
+	if int(r.Sender) < len(a.dup) {
+		a.dup[r.Sender]++
+	}
+}
+
+// order checks a receiver's report of what came just before m against
+// the first report: one history order (HIST-1) gives every receiver the
+// same predecessor.
+func (a *accounting) order(r Result, m *msgState) {
+	if r.Pred == 0 {
+		return
+	}
+	if m.pred == 0 {
+		m.pred, m.predBy = r.Pred, r.Session
+		return
+	}
+	if m.pred == r.Pred {
+		return
+	}
+	a.conflicts++
+	ua := a.sessions[m.predBy].user
+	key := [2]int32{min(ua, r.User), max(ua, r.User)}
+	if c := a.pairs[key]; c != nil {
+		c.Count++
+		return
+	}
+	if len(a.pairs) >= maxConflictPairs {
+		a.otherPairs++
+		return
+	}
+	if a.pairs == nil {
+		a.pairs = map[[2]int32]*OrderConflict{}
+	}
+	a.pairs[key] = &OrderConflict{ReceiverA: int(ua), ReceiverB: int(r.User), Count: 1,
+		Message: idText(PackID(r.Sender, r.Seq)), BeforeA: idText(m.pred), BeforeB: idText(r.Pred)}
+}
+
+// conflictPairs lists the pairs, most conflicts first.
+func (a *accounting) conflictPairs() []OrderConflict {
+	out := make([]OrderConflict, 0, len(a.pairs))
+	for _, c := range a.pairs {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		if out[i].ReceiverA != out[j].ReceiverA {
+			return out[i].ReceiverA < out[j].ReceiverA
+		}
+		return out[i].ReceiverB < out[j].ReceiverB
+	})
+	return out
 }
 
 // delivered records one receipt and reports whether it should count
@@ -181,6 +281,7 @@ func (a *accounting) delivered(r Result) (first bool) {
 		return false
 	}
 	m.seen[word] |= bit
+	a.order(r, m)
 	// Per-sender order.
 	i, found := slices.BinarySearchFunc(s.last, r.Sender, func(e senderSeq, t uint32) int { return int(int64(e.sender) - int64(t)) })
 	if found {
@@ -300,7 +401,7 @@ func (a *accounting) close(end time.Duration) (_ []SenderStats, trailing int64) 
 		for i := range list {
 			m := &list[i]
 			switch m.status {
-			case msgFailed:
+			case msgFailed, msgRefused:
 				a.unexpected += int64(m.delivered)
 				continue
 			case msgUnknown:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 const ms = time.Millisecond
@@ -128,7 +129,7 @@ func TestAccounting(t *testing.T) {
 				sent(0, 1, 950*ms), got(0, 0, 0, 1, 950*ms, 952*ms),
 			},
 			end:  time.Second,
-			want: MessagesSummary{Sent: 1, Unexpected: 1},
+			want: MessagesSummary{Sent: 1, Unexpected: 1, Unmeasured: true},
 		},
 		{
 			name: "duplicate and reordering",
@@ -161,7 +162,7 @@ func TestAccounting(t *testing.T) {
 				{Kind: Left, User: 0, Session: 0, At: 60 * ms, Planned: true, Abrupt: true},
 			},
 			end:  time.Second,
-			want: MessagesSummary{Sent: 1, Unconfirmed: 1},
+			want: MessagesSummary{Sent: 1, Unconfirmed: 1, Unmeasured: true},
 		},
 		{
 			name: "sender dropped right after sending, one got it: owed to all",
@@ -185,13 +186,34 @@ func TestAccounting(t *testing.T) {
 			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 1, Lost: 1, LostTrailing: 1, LossRatio: 1},
 		},
 		{
+			name: "refused write is owed to nobody, not lost",
+			rs: []Result{
+				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
+				sent(0, 1, 50*ms), got(0, 0, 0, 1, 50*ms, 52*ms), got(1, 1, 0, 1, 50*ms, 52*ms),
+				{Kind: Refused, User: 0, Session: 0, Sender: 0, Seq: 2, At: 61 * ms, Err: &RefusalError{Event: "writeMessage", Code: "rate_limited"}},
+				sent(0, 2, 60*ms),
+			},
+			end:  time.Second,
+			want: MessagesSummary{Sent: 2, ExpectedDeliveries: 2, Delivered: 2, DeliveryRatio: 1, Refused: 1, RefusedByCode: map[string]int64{"rate_limited": 1}},
+		},
+		{
+			name: "an event repeating a message is a duplicate",
+			rs: []Result{
+				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
+				sent(0, 1, 50*ms), got(0, 0, 0, 1, 50*ms, 52*ms), got(1, 1, 0, 1, 50*ms, 52*ms),
+				{Kind: Noted, Note: NoteRepeat, User: 0, Session: 0, Sender: 0, Seq: 1, At: 53 * ms},
+			},
+			end:  time.Second,
+			want: MessagesSummary{Sent: 1, ExpectedDeliveries: 2, Delivered: 2, Duplicated: 1, DeliveryRatio: 1},
+		},
+		{
 			name: "failed send is owed to nobody",
 			rs: []Result{
 				joined(0, 0, 10*ms), joined(1, 1, 20*ms),
 				{Kind: SendFailed, User: 0, Sender: 0, Seq: 1, Intended: 50 * ms, At: 50 * ms},
 			},
 			end:  time.Second,
-			want: MessagesSummary{SendErrors: 1},
+			want: MessagesSummary{SendErrors: 1, Unmeasured: true},
 		},
 		{
 			name: "a delivery seen before its Sent record counts",
@@ -215,7 +237,7 @@ func TestAccounting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := script(3, w, tt.end, tt.rs...)
-			if diff := cmp.Diff(tt.want, s.Messages); diff != "" {
+			if diff := cmp.Diff(tt.want, s.Messages, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("messages (-want +got):\n%s", diff)
 			}
 		})
@@ -233,7 +255,7 @@ func TestAccountingManyMessages(t *testing.T) {
 	}
 	s := script(2, w, 10*time.Second, rs...)
 	want := MessagesSummary{Sent: 2000, ExpectedDeliveries: 4000, Delivered: 4000, DeliveryRatio: 1}
-	if diff := cmp.Diff(want, s.Messages); diff != "" {
+	if diff := cmp.Diff(want, s.Messages, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
 	}
 	if s.LatencyMS.Fanout.Count != 2000 || s.LatencyMS.Echo.Count != 2000 {
@@ -291,5 +313,30 @@ func TestSummaryKnowsEveryThresholdMetric(t *testing.T) {
 	empty := &Summary{}
 	if _, ok := empty.Metric("fanout.p99"); ok {
 		t.Errorf("fanout.p99 with no samples reported as measured")
+	}
+}
+
+// Two receivers whose lists put 0/2 and 1/1 in opposite orders after
+// the common 0/1 cannot both hold one history order (HIST-1).
+func TestAccountingOrderConflicts(t *testing.T) {
+	const ms = time.Millisecond
+	after := func(r Result, sender, seq uint32) Result { r.Pred = PackID(sender, seq); return r }
+	rs := []Result{
+		joined(0, 0, 10*ms), joined(1, 1, 10*ms),
+		sent(0, 1, 40*ms), sent(0, 2, 50*ms), sent(1, 1, 50*ms),
+		got(0, 0, 0, 1, 40*ms, 41*ms), got(1, 1, 0, 1, 40*ms, 41*ms),
+		after(got(0, 0, 0, 2, 50*ms, 52*ms), 0, 1), after(got(0, 0, 1, 1, 50*ms, 53*ms), 0, 2),
+		after(got(1, 1, 1, 1, 50*ms, 52*ms), 0, 1), after(got(1, 1, 0, 2, 50*ms, 53*ms), 1, 1),
+	}
+	s := script(2, 100*ms, time.Second, rs...)
+	m := s.Messages
+	if m.OrderConflicts != 2 || len(m.OrderConflictPairs) != 1 {
+		t.Fatalf("order conflicts %d, pairs %+v: want 2 conflicts between receivers 0 and 1", m.OrderConflicts, m.OrderConflictPairs)
+	}
+	if p := m.OrderConflictPairs[0]; p.ReceiverA != 0 || p.ReceiverB != 1 || p.Count != 2 || p.Message == "" || p.BeforeA == p.BeforeB {
+		t.Errorf("pair %+v: want receivers 0 and 1, 2 conflicts, an example", p)
+	}
+	if m.Lost != 0 || m.Duplicated != 0 || m.Reordered != 0 {
+		t.Errorf("messages %+v: an order conflict is neither loss, duplicate nor per-sender reordering", m)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
+	"github.com/chatspec/chatspec/internal/faultychat"
 	"github.com/chatspec/chatspec/loadgen/threshold"
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/spec/sioclient"
@@ -110,7 +110,7 @@ func run(t *testing.T, url string, o runOpts) *Summary {
 	e, m := newEngine(t, url, o)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return e.Execute(ctx, m, true)
+	return Measure(ctx, e, m, true)
 }
 
 // libraryDrop matches the one error the zishang520 servers (the reference
@@ -167,6 +167,7 @@ func TestAgainstReferenceEveryDeliveryIsAccounted(t *testing.T) {
 	if s.Ended != EndedCompleted {
 		t.Errorf("ended = %q (%s), want completed", s.Ended, s.EndedDetail)
 	}
+	requireNothingOutOfContract(t, s)
 	if got, want := s.Users.Connected, 12; got != want {
 		t.Errorf("users connected = %d, want %d", got, want)
 	}
@@ -208,6 +209,7 @@ func TestUpgradeTransportAccounting(t *testing.T) {
 	if m.Sent == 0 || m.Lost != 0 || m.Delivered != m.ExpectedDeliveries {
 		t.Errorf("accounting over upgrade: %+v", m)
 	}
+	requireNothingOutOfContract(t, s)
 }
 
 func TestDroppedMessagesAreLostAndFailTheThreshold(t *testing.T) {
@@ -307,6 +309,7 @@ func TestChurnAgainstReference(t *testing.T) {
 	if s.Users.Dropped != 0 {
 		t.Errorf("planned churn counted as drops: %d", s.Users.Dropped)
 	}
+	requireNothingOutOfContract(t, s)
 }
 
 func TestInterruptStopsCleanlyWithPartialReport(t *testing.T) {
@@ -321,7 +324,7 @@ func TestInterruptStopsCleanlyWithPartialReport(t *testing.T) {
 		cancel()
 	}()
 	began := time.Now()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	if !<-reached {
 		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
 	}
@@ -350,7 +353,7 @@ func TestTargetDyingEndsTheRun(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	if !<-reached {
 		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
 	}
@@ -385,7 +388,7 @@ func TestStagedPlanAgainstReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := e.Execute(context.Background(), NewMetrics(MetricsConfig{Users: len(arr), Window: time.Second}), true)
+	s := Measure(context.Background(), e, NewMetrics(MetricsConfig{Users: len(arr), Window: time.Second}), true)
 	t.Logf("users %+v messages %+v", s.Users, s.Messages)
 	if s.Users.Planned != 8 || s.Users.Connected != 8 || s.LatencyMS.Join.Count != 8 || len(unexplained(s)) > 0 {
 		t.Errorf("users %+v errors %+v, want 8 planned, connected and joined", s.Users, s.Errors)
@@ -404,7 +407,7 @@ func TestUsersAreSpreadOverTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := e.Execute(context.Background(), NewMetrics(MetricsConfig{Users: 6, Window: 300 * time.Millisecond}), true)
+	s := Measure(context.Background(), e, NewMetrics(MetricsConfig{Users: 6, Window: 300 * time.Millisecond}), true)
 	if got := s.LatencyMS.Join.Count; got != 6 {
 		t.Fatalf("joined %d of 6: %+v", got, s.Errors)
 	}
@@ -415,11 +418,27 @@ func TestUsersAreSpreadOverTargets(t *testing.T) {
 
 func TestUnreachableTargetFailsConnects(t *testing.T) {
 	e, m := newEngine(t, "http://127.0.0.1:1", runOpts{users: 3, dur: 500 * time.Millisecond})
-	s := e.Execute(context.Background(), m, false)
+	s := Measure(context.Background(), e, m, false)
 	if s.Users.ConnectErrors == 0 {
 		t.Errorf("no connect errors against a closed port: %+v", s.Users)
 	}
 	if s.Ended != EndedTargetDown && s.Ended != EndedCompleted {
 		t.Errorf("ended = %q", s.Ended)
+	}
+}
+
+// requireNothingOutOfContract checks the figures a correct server keeps
+// at 0: sessions it ended, refusals, repeated or out-of-contract events,
+// order conflicts, and a run that measured nothing.
+func requireNothingOutOfContract(t *testing.T, s *Summary) {
+	t.Helper()
+	m, ev := s.Messages, s.Events
+	if s.Sessions.EndedByServer != 0 || m.Refused != 0 || m.OrderConflicts != 0 || m.Unmeasured ||
+		ev.Repeated != 0 || ev.Foreign != 0 || ev.Forged != 0 || ev.OutOfContract != 0 {
+		t.Errorf("sessions %+v, refused %d, order conflicts %d, unmeasured %v, events %+v: want 0 everywhere",
+			s.Sessions, m.Refused, m.OrderConflicts, m.Unmeasured, ev)
+	}
+	if got := s.Sessions.EndedByPlan + s.Sessions.EndedByServer; got != s.Sessions.Connected {
+		t.Errorf("sessions %+v: %d ended, want all %d", s.Sessions, got, s.Sessions.Connected)
 	}
 }

@@ -29,8 +29,8 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	metrics := loadgen.NewMetrics(loadgen.MetricsConfig{Users: len(arrivals), Window: 5 * time.Second})
-	summary := eng.Execute(context.Background(), metrics, false)
+	metrics := loadgen.NewMetrics(eng.MetricsConfig())
+	summary := loadgen.Measure(context.Background(), eng, metrics, false)
 
 	var gates threshold.List
 	_ = gates.Set("fanout.p99<250ms")

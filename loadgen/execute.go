@@ -6,21 +6,30 @@ import (
 	"time"
 )
 
-// Execute runs e, feeds every result to m, and returns the measured
+// Measure runs e, feeds every result to m, and returns the measured
 // Summary (thresholds not yet applied). embedded says that the server
 // runs in this process, so the CPU figures include it. It returns when the
-// run is over, whatever the reason (see Engine.Run).
-func (e *Engine) Execute(ctx context.Context, m *Metrics, embedded bool) *Summary {
-	cpu0, _ := processUsage()
+// run is over, whatever the reason (see Engine.Run). The engine itself
+// never sees the metrics: Measure is where results, process usage and
+// the summary meet.
+func Measure(ctx context.Context, e *Engine, m *Metrics, embedded bool) *Summary {
+	cpu0, _ := processRusage()
 	results := e.Run(ctx)
 	for r := range results {
 		m.Add(r)
 	}
-	cpu1, rss := processUsage()
+	cpu1, rss := processRusage()
 	o := e.Outcome()
-	s := &Summary{Ended: o.Ended, EndedDetail: o.Detail, RunID: e.cfg.RunID, Started: e.start.UTC(),
+	s := &Summary{Ended: o.Ended, EndedDetail: o.Detail, RunID: e.RunID(), Started: e.Started().UTC(),
 		Outages: SummarizeOutages(e.Outages(), o.End)}
-	wall := time.Since(e.start)
+	wall := time.Since(e.Started())
 	m.Close(o.End, Usage{CPU: cpu1 - cpu0, Wall: wall, MaxRSS: rss, Cores: runtime.GOMAXPROCS(0), Embedded: embedded}, s)
 	return s
+}
+
+// Execute is Measure(ctx, e, m, embedded).
+//
+// Deprecated: use Measure; kept until spec/interop calls Measure.
+func (e *Engine) Execute(ctx context.Context, m *Metrics, embedded bool) *Summary {
+	return Measure(ctx, e, m, embedded)
 }

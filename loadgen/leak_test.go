@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
+	"github.com/chatspec/chatspec/internal/faultychat"
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
@@ -28,7 +28,7 @@ func TestEngineLeavesNoGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := e.Execute(context.Background(), NewMetrics(MetricsConfig{Users: 9, Window: 300 * time.Millisecond}), true)
+	s := Measure(context.Background(), e, NewMetrics(MetricsConfig{Users: 9, Window: 300 * time.Millisecond}), true)
 	if s.Messages.Sent == 0 || s.Users.Reconnects == 0 {
 		t.Errorf("the run did too little to prove anything: %+v %+v", s.Messages, s.Users)
 	}

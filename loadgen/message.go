@@ -2,7 +2,10 @@ package loadgen
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 )
@@ -11,11 +14,14 @@ import (
 // time. It travels inside the message text, so measurement works against any
 // server that stores and echoes the text unchanged (CONTRACT.md PAY-3):
 //
-//	cs1:<runID>:<sender>:<seq>:<intendedUnixNano>[ xxxx…]
+//	cs2:<runID>:<sender>:<seq>:<intendedUnixNano>:<tag>[ xxxx…]
 //
 // runID keeps concurrent runs on a shared server apart; sender is the
-// simulated user's index; seq counts that user's messages from 1; the
-// optional padding after a space brings the text up to --message-size.
+// simulated user's index; seq counts that user's messages from 1; tag is
+// 12 hex digits (48 bits) of a MAC of the three numbers under a key only
+// this run knows (RunKey), so nobody else in the chat can write a text the
+// generator takes for its own; the optional padding after a space brings
+// the text up to --message-size.
 type Stamp struct {
 	Sender   uint32
 	Seq      uint32
@@ -23,21 +29,65 @@ type Stamp struct {
 }
 
 // stampPrefix versions the text format.
-const stampPrefix = "cs1:"
+const stampPrefix = "cs2:"
+
+// tagLen is the length of a stamp's tag in hex digits.
+const tagLen = 12
+
+// RunKey authenticates one run's stamps: its run ID and a secret seed
+// drawn at random when the run starts, known only to this process. The
+// tag of a stamp is 48 bits of a keyed hash (hash/maphash with that seed)
+// of its sender, seq and intended time. maphash is not a cryptographic
+// MAC, but it is keyed with 64+ random bits no one else ever sees and
+// costs a few nanoseconds where AES costs ~50 (every receiver checks every
+// new message, so it sits on the receive path): a participant who sees
+// every genuine text still has to guess a 48-bit tag to forge one.
+// Safe for concurrent use.
+type RunKey struct {
+	id   string
+	seed maphash.Seed
+}
+
+// NewRunKey returns a key for run id with a fresh random secret.
+func NewRunKey(id string) (*RunKey, error) {
+	if !ValidRunID(id) {
+		return nil, fmt.Errorf("run ID %q: want 1-16 characters of [a-z0-9]", id)
+	}
+	return &RunKey{id: id, seed: maphash.MakeSeed()}, nil
+}
+
+// RunID returns the run's ID.
+func (k *RunKey) RunID() string { return k.id }
+
+// tag computes s's tag into dst (tagLen hex digits); scratch is a work
+// area, so the receive path does not allocate.
+func (k *RunKey) tag(s Stamp, dst []byte, scratch *[32]byte) {
+	in := scratch[:16]
+	binary.LittleEndian.PutUint32(in[0:], s.Sender)
+	binary.LittleEndian.PutUint32(in[4:], s.Seq)
+	binary.LittleEndian.PutUint64(in[8:], uint64(s.Intended))
+	binary.LittleEndian.PutUint64(scratch[16:], maphash.Bytes(k.seed, in))
+	hex.Encode(dst[:tagLen], scratch[16:16+tagLen/2])
+}
 
 // Text renders the message text for s, padded with 'x' to size bytes when
 // size exceeds the stamp's own length.
-func (s Stamp) Text(runID string, size int) string {
+func (s Stamp) Text(k *RunKey, size int) string {
 	var b strings.Builder
-	b.Grow(max(size, 64))
+	b.Grow(max(size, 80))
 	b.WriteString(stampPrefix)
-	b.WriteString(runID)
+	b.WriteString(k.id)
 	b.WriteByte(':')
 	b.WriteString(strconv.FormatUint(uint64(s.Sender), 10))
 	b.WriteByte(':')
 	b.WriteString(strconv.FormatUint(uint64(s.Seq), 10))
 	b.WriteByte(':')
 	b.WriteString(strconv.FormatInt(s.Intended, 10))
+	b.WriteByte(':')
+	var tag [tagLen]byte
+	var scratch [32]byte
+	k.tag(s, tag[:], &scratch)
+	b.Write(tag[:])
 	if pad := size - b.Len() - 1; pad > 0 {
 		b.WriteByte(' ')
 		for range pad {
@@ -61,18 +111,50 @@ func ValidRunID(id string) bool {
 	return true
 }
 
-// ParseText parses a message text produced by Stamp.Text for runID.
-// Texts of other runs, other users and other formats return ok == false.
-func ParseText(runID, text string) (Stamp, bool) {
-	rest, ok := strings.CutPrefix(text, stampPrefix+runID+":")
+// ParseText parses a message text produced by Stamp.Text with k.
+// Texts of other runs, other formats, and texts whose tag k did not make
+// return ok == false.
+func ParseText(k *RunKey, text string) (Stamp, bool) {
+	rest, ok := strings.CutPrefix(text, stampPrefix+k.id+":")
 	if !ok {
 		return Stamp{}, false
 	}
-	s, n, ok := parseStampFields([]byte(rest))
+	var scratch [32]byte
+	s, n, ok := parseStamp([]byte(rest), k, &scratch)
 	if !ok || (n < len(rest) && rest[n] != ' ') {
 		return Stamp{}, false
 	}
 	return s, true
+}
+
+// parseStamp reads "<sender>:<seq>:<nanos>:<tag>" at the start of b and
+// returns how many bytes it used; ok is false when b is not shaped like
+// a stamp, or its tag is not k's (forged: then n > 0).
+func parseStamp(b []byte, k *RunKey, scratch *[32]byte) (s Stamp, n int, ok bool) {
+	s, n, tag, ok := parseShape(b)
+	if !ok {
+		return Stamp{}, 0, false
+	}
+	if !k.genuine(s, tag, scratch) {
+		return Stamp{}, n, false
+	}
+	return s, n, true
+}
+
+// parseShape reads a stamp's fields and tag without checking the tag.
+func parseShape(b []byte) (s Stamp, n int, tag []byte, ok bool) {
+	s, n, ok = parseStampFields(b)
+	if !ok || n+1+tagLen > len(b) || b[n] != ':' {
+		return Stamp{}, 0, nil, false
+	}
+	return s, n + 1 + tagLen, b[n+1 : n+1+tagLen], true
+}
+
+// genuine reports whether tag is k's tag of s.
+func (k *RunKey) genuine(s Stamp, tag []byte, scratch *[32]byte) bool {
+	var want [tagLen]byte
+	k.tag(s, want[:], scratch)
+	return bytes.Equal(tag, want[:])
 }
 
 // parseStampFields reads "<sender>:<seq>:<nanos>" at the start of b and
@@ -107,6 +189,60 @@ func parseStampFields(b []byte) (Stamp, int, bool) {
 	return Stamp{Sender: uint32(f[0]), Seq: uint32(f[1]), Intended: int64(f[2])}, i, true
 }
 
+// EventNote classifies one messageWritten for its receiver (Tail.Note).
+type EventNote uint8
+
+// Event notes. MSG-2 makes the newest entry of a messageWritten list the
+// message that caused it, which is what tells them apart.
+const (
+	// NoteNew: the event brought at least one new message of this run.
+	NoteNew EventNote = iota
+	// NoteForeign: nothing new of this run, and the newest entry is not
+	// this run's: another chat participant wrote. Ignored.
+	NoteForeign
+	// NoteForged: nothing new, and the newest entry looks like this run's
+	// stamp but its tag is wrong. Ignored.
+	NoteForged
+	// NoteRepeat: nothing new, and the newest entry is this run's message
+	// that the receiver already got in an earlier messageWritten: the
+	// server sent the event twice (MSG-1 says once).
+	NoteRepeat
+	// NoteStale: nothing new, and the newest entry is a message the
+	// receiver knew from its `connected` history: written as it joined,
+	// which MSG-1 allows.
+	NoteStale
+	// NoteShrunk: the list lacks the newest message of this run that the
+	// receiver had already seen, while it holds an older one of the same
+	// sender: the history went backwards (out of the contract). Nothing in
+	// it is taken as new.
+	NoteShrunk
+	// NoteConnectedTwice: a joined session received a second `connected`
+	// (JOIN-1 says exactly once). Not from Tail: the engine notes it.
+	NoteConnectedTwice
+)
+
+var noteNames = [...]string{"new", "foreign", "forged", "repeat", "stale", "shrunk", "connected_twice"}
+
+func (n EventNote) String() string {
+	if int(n) < len(noteNames) {
+		return noteNames[n]
+	}
+	return "note(" + strconv.Itoa(int(n)) + ")"
+}
+
+// Seen is one message new to a receiver, with its predecessor in the
+// server's list.
+type Seen struct {
+	Stamp
+	// Pred is the message of this run just before it in the list that
+	// carried it (PackID), 0 when unknown (the list began with it).
+	Pred uint64
+	tag  [tagLen]byte
+}
+
+// PackID packs a message's (sender, seq) into one non-zero word.
+func PackID(sender, seq uint32) uint64 { return uint64(sender)<<32 | uint64(seq) }
+
 // Tail finds the messages that are new in each whole-history list one
 // receiver gets, without decoding the list.
 //
@@ -120,56 +256,96 @@ func parseStampFields(b []byte) (Stamp, int, bool) {
 // dropped it), every stamp in the list is new.
 //
 // Messages that are not this run's (other users of a live server) are
-// skipped: only strings that start with the stamp prefix are read. A Tail is
-// used by one receiver's reader goroutine only.
+// skipped: only strings that start with the stamp prefix are read, and
+// of those only the ones whose tag the run's key made count. Its memory
+// is the two tail stamps plus the new stamps of one list. A Tail is used
+// by one receiver's reader goroutine only.
 type Tail struct {
-	marker []byte // `"cs1:<runID>:`
-	last   Stamp
-	prev   Stamp
-	have   int // how many of last/prev are set: 0, 1 or 2
-	buf    []Stamp
+	key       *RunKey
+	marker    []byte // `"cs2:<runID>:`
+	last      Stamp
+	prev      Stamp
+	lastTag   [tagLen]byte // tags of last and prev, so matching them costs no MAC
+	prevTag   [tagLen]byte
+	have      int  // how many of last/prev are set: 0, 1 or 2
+	lastEvent bool // last came from a messageWritten, not from `connected`
+	buf       []Seen
+	note      EventNote
+	newest    Stamp // the event's newest entry, when it is this run's
+	scratch   [32]byte
 }
 
-// NewTail returns a Tail for runID's stamps.
-func NewTail(runID string) *Tail {
-	return &Tail{marker: []byte(`"` + stampPrefix + runID + ":")}
+// NewTail returns a Tail for the stamps of k's run.
+func NewTail(k *RunKey) *Tail {
+	return &Tail{key: k, marker: []byte(`"` + stampPrefix + k.id + ":")}
+}
+
+// candidate is a stamp-shaped text in a raw list: at is where its opening
+// quote is, stop where its tag ends; its tag is not checked yet.
+type candidate struct {
+	s        Stamp
+	at, stop int
+	tag      []byte
 }
 
 // Reset sets the tail from a history that is known, not new: the
 // messagesList of a `connected` event.
 func (t *Tail) Reset(raw []byte) {
-	t.have = 0
+	t.have, t.lastEvent = 0, false
 	end := len(raw)
 	for t.have < 2 {
-		s, at, ok := t.prevStamp(raw, end)
+		c, ok := t.prevGenuine(raw, end)
 		if !ok {
 			return
 		}
-		end = at
+		end = c.at
 		if t.have == 0 {
-			t.last = s
+			t.last, t.lastTag = c.s, [tagLen]byte(c.tag)
 		} else {
-			t.prev = s
+			t.prev, t.prevTag = c.s, [tagLen]byte(c.tag)
 		}
 		t.have++
 	}
 }
 
-// prevStamp finds the last stamp that starts before end.
-func (t *Tail) prevStamp(raw []byte, end int) (Stamp, int, bool) {
+// prevShaped finds the last stamp-shaped text that starts before end.
+func (t *Tail) prevShaped(raw []byte, end int) (candidate, bool) {
 	for end > 0 {
 		i := lastMarker(raw[:end], t.marker)
 		if i < 0 {
-			return Stamp{}, 0, false
+			return candidate{}, false
 		}
 		body := raw[i+len(t.marker):]
-		s, n, ok := parseStampFields(body)
+		s, n, tag, ok := parseShape(body)
 		if ok && n < len(body) && (body[n] == '"' || body[n] == ' ') {
-			return s, i, true
+			return candidate{s, i, i + len(t.marker) + n, tag}, true
 		}
 		end = i // not a stamp after all: keep looking further back
 	}
-	return Stamp{}, 0, false
+	return candidate{}, false
+}
+
+// is reports whether c is the stamp s with tag: the tail's own stamps
+// are matched by their tag bytes, a forged copy of one does not match.
+func (c candidate) is(s Stamp, tag *[tagLen]byte) bool {
+	return same(c.s, s) && bytes.Equal(c.tag, tag[:])
+}
+
+// genuine checks c's tag.
+func (t *Tail) genuine(c candidate) bool { return t.key.genuine(c.s, c.tag, &t.scratch) }
+
+// prevGenuine finds the last genuine stamp that starts before end.
+func (t *Tail) prevGenuine(raw []byte, end int) (candidate, bool) {
+	for {
+		c, ok := t.prevShaped(raw, end)
+		if !ok {
+			return c, false
+		}
+		if (t.have > 0 && c.is(t.last, &t.lastTag)) || (t.have > 1 && c.is(t.prev, &t.prevTag)) || t.genuine(c) {
+			return c, true
+		}
+		end = c.at
+	}
 }
 
 // lastMarker is bytes.LastIndex(b, marker) for a marker that starts with
@@ -193,50 +369,110 @@ func same(a, b Stamp) bool { return a.Sender == b.Sender && a.Seq == b.Seq }
 
 // New returns the stamps that are new in raw since the previous call (or
 // Reset), oldest first, and moves the tail to the end of raw. The returned
-// slice is reused by the next call.
-func (t *Tail) New(raw []byte) []Stamp {
+// slice is reused by the next call. Note then classifies the event.
+//
+// Only stamps that are not the tail's own are checked with the run's key
+// (one MAC per new message): the tail's stamps are matched by their tag.
+func (t *Tail) New(raw []byte) []Seen {
 	t.buf = t.buf[:0]
-	end := len(raw)
-	firstAt := -1 // where the newest stamp starts
-	for {
-		s, at, ok := t.prevStamp(raw, end)
-		if !ok {
-			break
+	t.newest = Stamp{}
+	c, ok := t.prevShaped(raw, len(raw))
+	newestAt := c.at
+	// The newest entry is a stamp when no other entry (an object) follows it.
+	newestIsStamp := ok && bytes.IndexByte(raw[c.stop:], '{') < 0
+	newestForged := false
+	oldTail, oldTag := t.last, t.lastTag
+	foundOld, olderOfLast := false, false
+	firstAt := -1 // where the newest new stamp starts
+	for ok {
+		isLast := t.have > 0 && c.is(t.last, &t.lastTag)
+		if !isLast && !t.genuine(c) {
+			if c.at == newestAt {
+				newestForged = newestIsStamp
+			}
+			c, ok = t.prevShaped(raw, c.at)
+			continue
 		}
-		end = at
-		if t.have > 0 && same(s, t.last) {
+		if c.at == newestAt && newestIsStamp {
+			t.newest = c.s
+		}
+		if isLast {
 			if t.have == 1 {
+				foundOld = true
 				break
 			}
 			// The old tail ends here only if the stamp before it is the
 			// old one-before-last; otherwise this is a new copy of it.
-			if p, _, ok := t.prevStamp(raw, end); !ok || same(p, t.prev) {
+			if p, ok := t.prevGenuine(raw, c.at); !ok || p.is(t.prev, &t.prevTag) {
+				foundOld = true
 				break
 			}
 		}
-		if firstAt < 0 {
-			firstAt = at
+		if t.have > 0 && c.s.Sender == t.last.Sender && c.s.Seq < t.last.Seq {
+			olderOfLast = true
 		}
-		t.buf = append(t.buf, s)
+		if firstAt < 0 {
+			firstAt = c.at
+		}
+		t.buf = append(t.buf, Seen{Stamp: c.s, tag: [tagLen]byte(c.tag)})
+		c, ok = t.prevShaped(raw, c.at)
+	}
+	if !foundOld && olderOfLast {
+		// The list lacks the newest message this receiver had but holds
+		// an older one of the same sender: a cap drops the oldest, never
+		// the newest, so the history went backwards. Nothing is new.
+		t.buf, t.note = t.buf[:0], NoteShrunk
+		return t.buf
 	}
 	// Move the tail to the newest two stamps of raw.
 	switch len(t.buf) {
 	case 0:
 	case 1:
-		t.last = t.buf[0]
-		t.have = 1
-		if p, _, ok := t.prevStamp(raw, firstAt); ok {
-			t.prev, t.have = p, 2
+		if foundOld {
+			// The scan stopped at the old last, just before the new one:
+			// it becomes the one-before-last without another scan.
+			t.prev, t.prevTag = oldTail, oldTag
+			t.last, t.lastTag, t.have, t.lastEvent = t.buf[0].Stamp, t.buf[0].tag, 2, true
+			break
+		}
+		p, ok := t.prevGenuine(raw, firstAt)
+		t.last, t.lastTag, t.have, t.lastEvent = t.buf[0].Stamp, t.buf[0].tag, 1, true
+		if ok {
+			t.prev, t.prevTag, t.have = p.s, [tagLen]byte(p.tag), 2
 		}
 	default:
-		t.last, t.prev, t.have = t.buf[0], t.buf[1], 2
+		t.last, t.lastTag, t.prev, t.prevTag, t.have, t.lastEvent = t.buf[0].Stamp, t.buf[0].tag, t.buf[1].Stamp, t.buf[1].tag, 2, true
 	}
-	// Oldest first.
+	// Oldest first, each with its predecessor in the list.
 	for i, j := 0, len(t.buf)-1; i < j; i, j = i+1, j-1 {
 		t.buf[i], t.buf[j] = t.buf[j], t.buf[i]
 	}
+	for i := range t.buf {
+		switch {
+		case i > 0:
+			t.buf[i].Pred = PackID(t.buf[i-1].Sender, t.buf[i-1].Seq)
+		case foundOld:
+			t.buf[i].Pred = PackID(oldTail.Sender, oldTail.Seq)
+		}
+	}
+	switch {
+	case len(t.buf) > 0:
+		t.note = NoteNew
+	case newestForged:
+		t.note = NoteForged
+	case !newestIsStamp:
+		t.note = NoteForeign
+	case same(t.newest, t.last) && t.lastEvent:
+		t.note = NoteRepeat
+	default:
+		t.note = NoteStale
+	}
 	return t.buf
 }
+
+// Note classifies the event of the last New call; for NoteRepeat, newest
+// is the message the event repeated.
+func (t *Tail) Note() (note EventNote, newest Stamp) { return t.note, t.newest }
 
 // String describes the tail for debugging.
 func (t *Tail) String() string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,18 +22,18 @@ func TestStampTextRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := tt.s.Text("r1", tt.size)
+			text := tt.s.Text(testKey("r1"), tt.size)
 			if tt.size > 40 && len(text) != tt.size {
 				t.Errorf("len(text) = %d, want %d", len(text), tt.size)
 			}
-			got, ok := ParseText("r1", text)
+			got, ok := ParseText(testKey("r1"), text)
 			if !ok {
 				t.Fatalf("ParseText(%q) failed", text)
 			}
 			if diff := cmp.Diff(tt.s, got); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
 			}
-			if _, ok := ParseText("r2", text); ok {
+			if _, ok := ParseText(testKey("r2"), text); ok {
 				t.Errorf("ParseText with another run ID accepted %q", text)
 			}
 		})
@@ -41,10 +42,10 @@ func TestStampTextRoundTrip(t *testing.T) {
 
 func TestParseTextRejects(t *testing.T) {
 	for _, text := range []string{
-		"", "hello", "cs1:r1:", "cs1:r1:1:2", "cs1:r1:1:2:", "cs1:r1:a:2:3", "cs1:r1:1:2:3x", "cs0:r1:1:2:3",
-		"cs1:r1:1:2:99999999999999999999999", "cs1:r1:-1:2:3",
+		"", "hello", "cs1:r1:", "cs1:r1:1:2", "cs1:r1:1:2:", "cs1:r1:a:2:3", "cs2:r1:1:2:3x", "cs0:r1:1:2:3", "cs2:r1:1:2:3:000000000000", "cs2:r1:1:2:3:zz",
+		"cs2:r1:1:2:99999999999999999999999", "cs2:r1:-1:2:3",
 	} {
-		if s, ok := ParseText("r1", text); ok {
+		if s, ok := ParseText(testKey("r1"), text); ok {
 			t.Errorf("ParseText(%q) = %+v, want rejection", text, s)
 		}
 	}
@@ -78,10 +79,10 @@ func history(t *testing.T, texts ...string) []byte {
 }
 
 func st(sender, seq uint32) string {
-	return Stamp{Sender: sender, Seq: seq, Intended: int64(seq) * 1000}.Text("run", 0)
+	return Stamp{Sender: sender, Seq: seq, Intended: int64(seq) * 1000}.Text(testKey("run"), 0)
 }
 
-func ids(ss []Stamp) string {
+func ids(ss []Seen) string {
 	var b []string
 	for _, s := range ss {
 		b = append(b, fmt.Sprintf("%d/%d", s.Sender, s.Seq))
@@ -140,13 +141,13 @@ func TestTailNew(t *testing.T) {
 		},
 		{
 			name:   "padded texts",
-			events: [][]string{{Stamp{Sender: 1, Seq: 1}.Text("run", 100)}, {Stamp{Sender: 1, Seq: 1}.Text("run", 100), Stamp{Sender: 7, Seq: 3}.Text("run", 100)}},
+			events: [][]string{{Stamp{Sender: 1, Seq: 1}.Text(testKey("run"), 100)}, {Stamp{Sender: 1, Seq: 1}.Text(testKey("run"), 100), Stamp{Sender: 7, Seq: 3}.Text(testKey("run"), 100)}},
 			want:   []string{"1/1", "7/3"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tail := NewTail("run")
+			tail := NewTail(testKey("run"))
 			if tt.reset != nil {
 				tail.Reset(history(t, tt.reset...))
 			}
@@ -163,19 +164,43 @@ func BenchmarkTailNew(b *testing.B) {
 	// A 20-message capped history of 100-byte messages, one new per event.
 	texts := make([]string, 0, 1000)
 	for i := range cap(texts) {
-		texts = append(texts, Stamp{Sender: uint32(i % 50), Seq: uint32(i), Intended: 1}.Text("run", 100))
+		texts = append(texts, Stamp{Sender: uint32(i % 50), Seq: uint32(i), Intended: 1}.Text(testKey("run"), 100))
 	}
 	raws := make([][]byte, 0, 900)
 	for i := 20; i < 920; i++ {
 		b, _ := json.Marshal([]any{map[string]any{"messagesList": texts[i-20 : i]}})
 		raws = append(raws, b)
 	}
-	tail := NewTail("run")
+	tail := NewTail(testKey("run"))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
+		if i%len(raws) == 0 {
+			tail = NewTail(testKey("run")) // the lists wrap around: a new receiver
+		}
 		if n := len(tail.New(raws[i%len(raws)])); n == 0 && i%len(raws) != 0 {
 			b.Fatalf("no new stamp at %d", i)
 		}
 	}
 }
+
+// testKey returns one key per run ID for the whole test binary, so tests
+// can make and parse stamps.
+func testKey(id string) *RunKey {
+	testKeysMu.Lock()
+	defer testKeysMu.Unlock()
+	if k, ok := testKeys[id]; ok {
+		return k
+	}
+	k, err := NewRunKey(id)
+	if err != nil {
+		panic(err)
+	}
+	testKeys[id] = k
+	return k
+}
+
+var (
+	testKeysMu sync.Mutex
+	testKeys   = map[string]*RunKey{}
+)

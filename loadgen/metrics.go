@@ -1,10 +1,10 @@
 package loadgen
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // Histogram bounds: microseconds from 1 µs to one hour, with 3 significant
@@ -90,6 +92,12 @@ type Metrics struct {
 	sendErrors     int64
 	skipped        int64
 	maxLag         time.Duration
+	joined         int64
+	endedByPlan    int64
+	endedHow       map[string]int64 // sessions the server ended, by how
+	refused        int64            // writes the server refused
+	refusedCodes   map[string]int64 // by the server's code (at most maxErrorKinds)
+	notes          [NoteConnectedTwice + 1]int64
 
 	errMu  sync.Mutex
 	errors map[errKey]int64
@@ -127,6 +135,8 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		lag:            newHist(),
 		ivFan:          hdrhistogram.New(histLowest, histHighest, 2),
 		connectedUsers: make([]bool, cfg.Users),
+		endedHow:       map[string]int64{},
+		refusedCodes:   map[string]int64{},
 		errors:         map[errKey]int64{},
 		ivEnd:          cfg.Interval,
 	}
@@ -157,6 +167,7 @@ func (m *Metrics) Add(r Result) {
 		m.live.connects.Add(1)
 		m.addError(r)
 	case Joined:
+		m.joined++
 		record(m.join, r.Latency)
 		m.acct.joined(r)
 		m.current++
@@ -202,11 +213,34 @@ func (m *Metrics) Add(r Result) {
 		m.acct.left(r)
 		if !r.Planned {
 			m.dropped++
+			m.endedHow[EndedHow(r.Err)]++
 			m.addError(r)
+		} else {
+			m.endedByPlan++
+		}
+	case Refused:
+		var ref *RefusalError
+		if !errors.As(r.Err, &ref) || ref.Event != "writeMessage" {
+			m.addError(r) // a refusal of something else (a join…): an error
+			break
+		}
+		m.refused++
+		m.acct.refused(r)
+		code := ref.Code
+		if _, ok := m.refusedCodes[code]; !ok && len(m.refusedCodes) >= maxErrorKinds {
+			code = "(other codes)"
+		}
+		m.refusedCodes[code]++
+	case Noted:
+		if int(r.Note) < len(m.notes) {
+			m.notes[r.Note]++
+		}
+		if r.Note == NoteRepeat {
+			m.acct.repeated(r)
 		}
 	case Tick:
 		m.lagSample(r.At - r.Intended)
-		m.peakGoroutines = max(m.peakGoroutines, runtime.NumGoroutine())
+		m.peakGoroutines = max(m.peakGoroutines, int(r.Goroutines))
 	}
 }
 
@@ -387,7 +421,21 @@ func (m *Metrics) Close(end time.Duration, u Usage, s *Summary) {
 	if s.PerSender == nil {
 		s.PerSender = []SenderStats{}
 	}
+	msgs.Refused, msgs.RefusedByCode = m.refused, m.refusedCodes
+	msgs.OrderConflicts, msgs.OrderConflictPairs, msgs.OrderConflictPairsOmitted = m.acct.conflicts, m.acct.conflictPairs(), m.acct.otherPairs
+	// Messages were due but no delivery was owed: every figure above is
+	// vacuous, which must not read as "nothing lost".
+	msgs.Unmeasured = msgs.ExpectedDeliveries == 0 && msgs.Sent+msgs.SendErrors+msgs.Skipped+msgs.Refused > 0
 	s.Messages = msgs
+	s.Events = EventsSummary{
+		Repeated: m.notes[NoteRepeat], Foreign: m.notes[NoteForeign], Forged: m.notes[NoteForged],
+		Shrunk: m.notes[NoteShrunk], ConnectedTwice: m.notes[NoteConnectedTwice],
+	}
+	s.Events.OutOfContract = s.Events.Shrunk + s.Events.ConnectedTwice
+	s.Sessions = SessionsSummary{
+		Connected: int64(m.sessions), Joined: m.joined, JoinFailed: m.joinErrors,
+		EndedByPlan: m.endedByPlan, EndedByServer: m.dropped, EndedByServerHow: m.endedHow,
+	}
 	s.Users = UsersSummary{
 		Planned: m.cfg.Users, Connected: m.usersConnected, ConnectErrors: m.connectErrors, JoinErrors: m.joinErrors,
 		PeakConnected: m.peak, Sessions: m.sessions, Reconnects: m.reconnects, Dropped: m.dropped,
@@ -441,4 +489,29 @@ func (m *Metrics) Close(end time.Duration, u Usage, s *Summary) {
 		}
 		return strings.Compare(s.Errors[i].Message, s.Errors[j].Message) < 0
 	})
+}
+
+// EndedHow names how the server ended a session, from the connection's
+// error: "disconnect_packet" (a Socket.IO DISCONNECT), "close_packet" (an
+// Engine.IO close), "ping_timeout" (no ping within pingInterval +
+// pingTimeout), "connect_error" (a CONNECT_ERROR), "protocol_error"
+// (bytes that break the protocol) or "transport_close" (the transport
+// closed or failed).
+func EndedHow(err error) string {
+	var pt *sioclient.PingTimeoutError
+	var ce *sioclient.ConnectError
+	var pe *sioclient.ProtocolError
+	switch {
+	case errors.Is(err, sioclient.ErrServerDisconnect):
+		return "disconnect_packet"
+	case errors.Is(err, sioclient.ErrEngineClosed):
+		return "close_packet"
+	case errors.As(err, &pt):
+		return "ping_timeout"
+	case errors.As(err, &ce):
+		return "connect_error"
+	case errors.As(err, &pe):
+		return "protocol_error"
+	}
+	return "transport_close"
 }

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chatspec/chatspec/loadgen/internal/faultychat"
+	"github.com/chatspec/chatspec/internal/faultychat"
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
@@ -87,10 +87,10 @@ func TestTargetRestartIsRiddenOut(t *testing.T) {
 		// Late enough that messages from before the crash were owed (and
 		// settled) at sessions that then dropped.
 		// (Deliveries first: once some are seen, e.Start is set.)
-		if !await(20*time.Second, func() bool { return m.Live().Delivered >= 50 && time.Since(e.Start()) > 1500*time.Millisecond }) {
+		if !await(20*time.Second, func() bool { return m.Live().Delivered >= 50 && time.Since(e.Started()) > 1500*time.Millisecond }) {
 			return
 		}
-		r.stopBegan = time.Since(e.Start())
+		r.stopBegan = time.Since(e.Started())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Stop(ctx); err != nil {
@@ -102,14 +102,14 @@ func TestTargetRestartIsRiddenOut(t *testing.T) {
 		case <-ctx.Done():
 			return
 		}
-		r.restartBegan = time.Since(e.Start())
+		r.restartBegan = time.Since(e.Started())
 		srv = referenceAt(t, addr)
-		r.restarted = time.Since(e.Start())
+		r.restarted = time.Since(e.Started())
 		r.ok = true
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	r := <-done
 	defer func() {
 		stopReference(t, srv)
@@ -196,7 +196,7 @@ func TestLossAfterRecoveryStillShows(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	next := <-done
 	if next == nil {
 		t.Fatal("the lossy server did not start on the old port")
@@ -229,7 +229,7 @@ func TestOutageLongerThanAllowedEndsTheRun(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	if !<-reached {
 		t.Fatalf("fewer than 20 deliveries within 20s: %+v", s.Messages)
 	}
@@ -292,7 +292,7 @@ func TestOutagesArePerTarget(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, m, true)
+	s := Measure(ctx, e, m, true)
 	next := <-done
 	if next == nil {
 		t.Fatal("target b did not restart")

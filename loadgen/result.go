@@ -1,6 +1,9 @@
 package loadgen
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Kind says what a Result records.
 type Kind uint8
@@ -37,12 +40,31 @@ const (
 	// true when it ended without a clean close (churn, an abort at the hard
 	// stop, or a drop).
 	Left
+	// Refused: the server refused message (Sender, Seq) of Session: a
+	// `chatError` for writeMessage (CONTRACT.md ERR-1), matched to the
+	// session's oldest write not yet echoed. Err is a *RefusalError with
+	// the server's code; Seq is 0 when no write was waiting.
+	Refused
+	// Noted: Session received an event outside the plain delivery of new
+	// messages; Note says which (NoteForeign, NoteForged, NoteRepeat with
+	// the repeated message in Sender/Seq, NoteShrunk, or
+	// NoteConnectedTwice).
+	Noted
 	// Tick: the generator's clock probe; At − Intended is how late a
 	// timer fired, a measure of the generator's own saturation.
+	// Goroutines is the process's goroutine count at that moment.
 	Tick
 )
 
-var kindNames = [...]string{"", "connected", "connect_failed", "joined", "join_failed", "sent", "send_failed", "skipped", "delivered", "left", "tick"}
+var kindNames = [...]string{"", "connected", "connect_failed", "joined", "join_failed", "sent", "send_failed", "skipped", "delivered", "left", "refused", "noted", "tick"}
+
+// RefusalError is the server's refusal of a write, with its code.
+type RefusalError struct {
+	Event string // the refused event, e.g. "writeMessage"
+	Code  string // e.g. "rate_limited", "internal_error"
+}
+
+func (e *RefusalError) Error() string { return fmt.Sprintf("server refused %s: %s", e.Event, e.Code) }
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k > 0 {
@@ -55,8 +77,9 @@ func (k Kind) String() string {
 // Metrics. Times are offsets from the run's start on the monotonic clock.
 type Result struct {
 	Kind     Kind
-	User     int32 // the simulated user's index
-	Session  int32 // the connection's index; sessions of one user differ across reconnects
+	Note     EventNote // Noted records
+	User     int32     // the simulated user's index
+	Session  int32     // the connection's index; sessions of one user differ across reconnects
 	Sender   uint32
 	Seq      uint32
 	At       time.Duration
@@ -64,5 +87,10 @@ type Result struct {
 	Latency  time.Duration
 	Planned  bool
 	Abrupt   bool
-	Err      error
+	// Pred is, on Delivered records, the message just before this one in
+	// the list that carried it (PackID), 0 when unknown.
+	Pred uint64
+	// Goroutines is set on Tick records only.
+	Goroutines int32
+	Err        error
 }

@@ -22,7 +22,9 @@ type Summary struct {
 	DurationSeconds float64          `json:"duration_seconds"`
 	Config          ConfigSummary    `json:"config"`
 	Users           UsersSummary     `json:"users"`
+	Sessions        SessionsSummary  `json:"sessions"`
 	Messages        MessagesSummary  `json:"messages"`
+	Events          EventsSummary    `json:"events"`
 	LatencyMS       LatencySet       `json:"latency_ms"`
 	Generator       GeneratorSummary `json:"generator"`
 	// Outages lists the periods a target refused connections, in the
@@ -102,6 +104,40 @@ type UsersSummary struct {
 	Dropped       int64 `json:"dropped"`
 }
 
+// SessionsSummary accounts for every session (one connection of one
+// user): how far it got and who ended it.
+type SessionsSummary struct {
+	// Connected counts connections made; Joined those that got
+	// `connected`; JoinFailed those that never did (users.join_errors).
+	Connected  int64 `json:"connected"`
+	Joined     int64 `json:"joined"`
+	JoinFailed int64 `json:"join_failed"`
+	// EndedByPlan: the generator closed them (leave, churn, the run's
+	// end). EndedByServer: the server ended them (users.dropped), by how
+	// (see EndedHow).
+	EndedByPlan      int64            `json:"ended_by_plan"`
+	EndedByServer    int64            `json:"ended_by_server"`
+	EndedByServerHow map[string]int64 `json:"ended_by_server_how"`
+}
+
+// EventsSummary counts messageWritten and connected events that brought
+// no new message of this run, by kind (see EventNote).
+type EventsSummary struct {
+	// Repeated: events that repeated a message the receiver already had
+	// from an earlier messageWritten (also counted in messages.duplicated).
+	Repeated int64 `json:"repeated"`
+	// Foreign: events caused by someone else's message; Forged: by a text
+	// shaped like this run's stamp whose tag is wrong. Both ignored.
+	Foreign int64 `json:"foreign"`
+	Forged  int64 `json:"forged"`
+	// Shrunk: lists that lost a message the receiver had seen;
+	// ConnectedTwice: a second `connected` on a joined session;
+	// OutOfContract is their sum.
+	Shrunk         int64 `json:"shrunk"`
+	ConnectedTwice int64 `json:"connected_twice"`
+	OutOfContract  int64 `json:"out_of_contract"`
+}
+
 // MessagesSummary is the delivery accounting of the run.
 type MessagesSummary struct {
 	Sent               int64 `json:"sent"`
@@ -122,6 +158,19 @@ type MessagesSummary struct {
 	Unconfirmed   int64   `json:"unconfirmed"`
 	LossRatio     float64 `json:"loss_ratio"`
 	DeliveryRatio float64 `json:"delivery_ratio"`
+	// Refused: writes the server refused (chatError), by its code; owed
+	// to nobody, so never in Lost.
+	Refused       int64            `json:"refused"`
+	RefusedByCode map[string]int64 `json:"refused_by_code"`
+	// OrderConflicts: messages for which a receiver saw a different
+	// predecessor than the first receiver to report one (HIST-1), with the
+	// worst pairs of receivers (at most 20) and an example each.
+	OrderConflicts            int64           `json:"order_conflicts"`
+	OrderConflictPairs        []OrderConflict `json:"order_conflict_pairs"`
+	OrderConflictPairsOmitted int64           `json:"order_conflict_pairs_omitted"`
+	// Unmeasured: messages were due but no delivery was owed to anyone,
+	// so the figures above say nothing.
+	Unmeasured bool `json:"unmeasured"`
 }
 
 // LatencySet holds the latency distributions, in milliseconds.
@@ -181,98 +230,6 @@ type Interval struct {
 	FanoutP99      float64 `json:"fanout_p99_ms"`
 	FanoutMax      float64 `json:"fanout_max_ms"`
 	ScheduleLagMax float64 `json:"schedule_lag_max_ms"`
-}
-
-// Metric returns the value of a threshold metric (see threshold.Metrics)
-// and whether it was measured: a latency with no samples is not.
-func (s *Summary) Metric(name string) (float64, bool) {
-	lat := map[string]LatencyStats{"connect": s.LatencyMS.Connect, "join": s.LatencyMS.Join, "fanout": s.LatencyMS.Fanout, "echo": s.LatencyMS.Echo}
-	group, field := name, ""
-	for i := range name {
-		if name[i] == '.' {
-			group, field = name[:i], name[i+1:]
-			break
-		}
-	}
-	if l, ok := lat[group]; ok {
-		if field == "count" {
-			return float64(l.Count), true
-		}
-		if field == "errors" {
-			switch group {
-			case "connect":
-				return float64(s.Users.ConnectErrors), true
-			case "join":
-				return float64(s.Users.JoinErrors), true
-			}
-			return 0, false
-		}
-		if l.Count == 0 {
-			return 0, false
-		}
-		v, ok := map[string]float64{"p50": l.P50, "p75": l.P75, "p90": l.P90, "p95": l.P95, "p99": l.P99, "p999": l.P999, "max": l.Max, "min": l.Min, "mean": l.Mean}[field]
-		return v, ok
-	}
-	m := s.Messages
-	switch name {
-	case "delivery.expected":
-		return float64(m.ExpectedDeliveries), true
-	case "delivery.delivered":
-		return float64(m.Delivered), true
-	case "delivery.lost":
-		return float64(m.Lost), true
-	case "delivery.lost_gaps":
-		return float64(m.LostGaps), true
-	case "delivery.lost_trailing":
-		return float64(m.LostTrailing), true
-	case "delivery.duplicated":
-		return float64(m.Duplicated), true
-	case "delivery.reordered":
-		return float64(m.Reordered), true
-	case "delivery.loss_ratio":
-		return m.LossRatio, m.ExpectedDeliveries > 0
-	case "delivery.ratio":
-		return m.DeliveryRatio, m.ExpectedDeliveries > 0
-	case "messages.sent":
-		return float64(m.Sent), true
-	case "messages.send_errors":
-		return float64(m.SendErrors), true
-	case "messages.unconfirmed":
-		return float64(m.Unconfirmed), true
-	case "users.planned":
-		return float64(s.Users.Planned), true
-	case "users.connected":
-		return float64(s.Users.Connected), true
-	case "users.dropped":
-		return float64(s.Users.Dropped), true
-	case "errors.total":
-		var n int64
-		for _, e := range s.Errors {
-			n += e.Count
-		}
-		return float64(n), true
-	case "generator.saturated":
-		if s.Generator.Saturated {
-			return 1, true
-		}
-		return 0, true
-	case "generator.max_schedule_lag":
-		return s.Generator.MaxScheduleLagMS, true
-	case "outage.count":
-		return float64(len(s.Outages)), true
-	case "outage.max", "outage.total":
-		// Measured even with no outage: "the longest outage" of a run
-		// without one is 0, which any outage.max<… gate should pass.
-		var longest, total float64
-		for _, o := range s.Outages {
-			longest, total = max(longest, o.DurationMS), total+o.DurationMS
-		}
-		if name == "outage.max" {
-			return longest, true
-		}
-		return total, true
-	}
-	return 0, false
 }
 
 // ApplyThresholds evaluates list against s, stores the results and sets

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -105,6 +106,32 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 		p("          %s\n", hint)
 	}
 	p("          not owed %d (joined after or left within the window), unconfirmed sends %d\n", m.Unexpected, m.Unconfirmed)
+	if m.Refused > 0 {
+		p("          refused %d writes (%s): the server said no; owed to nobody, not in lost\n", m.Refused, countsText(m.RefusedByCode))
+	}
+	if m.Unmeasured {
+		p("          NOTHING MEASURED: messages were due but no delivery was owed to anyone (sessions ended or never joined)\n")
+	}
+	ss := s.Sessions
+	p("sessions  connected %d, joined %d, join failed %d, ended by the plan %d, ended by the server %d", ss.Connected, ss.Joined, ss.JoinFailed, ss.EndedByPlan, ss.EndedByServer)
+	if ss.EndedByServer > 0 {
+		p(" (%s)", countsText(ss.EndedByServerHow))
+	}
+	p("\n")
+	ev := s.Events
+	p("events    repeated %d, out of contract %d (shrunk lists %d, second connected %d), foreign %d, forged %d\n",
+		ev.Repeated, ev.OutOfContract, ev.Shrunk, ev.ConnectedTwice, ev.Foreign, ev.Forged)
+	if m.OrderConflicts > 0 {
+		p("order     %d conflicts with one history order (HIST-1), between receivers:\n", m.OrderConflicts)
+		for i, c := range m.OrderConflictPairs {
+			if i == 5 {
+				p("          … %d more pairs in summary.json\n", len(m.OrderConflictPairs)-5+int(m.OrderConflictPairsOmitted))
+				break
+			}
+			p("          users %d and %d: %d, e.g. message %s came after %s for %d, after %s for %d\n",
+				c.ReceiverA, c.ReceiverB, c.Count, c.Message, c.BeforeA, c.ReceiverA, c.BeforeB, c.ReceiverB)
+		}
+	}
 	for i, o := range s.Outages {
 		label := "outages  "
 		if i > 0 {
@@ -152,7 +179,17 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 			p("  %s %-32s measured %s\n", mark, t.Expr, loadValue(t.Value, t.Measured))
 		}
 	}
-	p("\nverdict: %s\n", strings.ToUpper(s.Verdict))
+	p("\nverdict: %s", strings.ToUpper(s.Verdict))
+	var crossed []string
+	for _, t := range s.Thresholds {
+		if !t.OK {
+			crossed = append(crossed, t.Expr)
+		}
+	}
+	if len(crossed) > 0 {
+		p(" (crossed: %s)", strings.Join(crossed, ", "))
+	}
+	p("\n")
 	return ew.err
 }
 
@@ -189,4 +226,23 @@ func behindHint(s *loadgen.Summary) string {
 		return ""
 	}
 	return fmt.Sprintf("the server fell behind: fan-out p99 %.0fms is over the %.0fms delivery window, so trailing losses may be messages still queued when receivers left (lower the load, or raise --delivery-window to tell queued from dropped)", f.P99, window)
+}
+
+// countsText renders a count per name, largest first: "a 3, b 1".
+func countsText(m map[string]int64) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if m[names[i]] != m[names[j]] {
+			return m[names[i]] > m[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, m[n])
+	}
+	return strings.Join(parts, ", ")
 }

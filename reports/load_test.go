@@ -36,7 +36,11 @@ func loadFixture(t *testing.T) *loadgen.Summary {
 		Outages: []loadgen.OutageSummary{{Target: "http://127.0.0.1:3000", StartS: 1.5, EndS: ptr(2.3), DurationMS: 800}},
 		Users:   loadgen.UsersSummary{Planned: 100, Connected: 99, ConnectErrors: 1, PeakConnected: 99, Sessions: 99},
 		Messages: loadgen.MessagesSummary{Sent: 500, ExpectedDeliveries: 49500, Delivered: 44550, Lost: 4950, LostGaps: 4900, LostTrailing: 50,
-			Duplicated: 3, Reordered: 2, Unexpected: 120, LossRatio: 0.1, DeliveryRatio: 0.9},
+			Duplicated: 3, Reordered: 2, Unexpected: 120, LossRatio: 0.1, DeliveryRatio: 0.9,
+			Refused: 4, RefusedByCode: map[string]int64{"internal_error": 3, "rate_limited": 1}, OrderConflicts: 2,
+			OrderConflictPairs: []loadgen.OrderConflict{{ReceiverA: 3, ReceiverB: 8, Count: 2, Message: "5/7", BeforeA: "2/4", BeforeB: "9/1"}}},
+		Sessions: loadgen.SessionsSummary{Connected: 99, Joined: 99, EndedByPlan: 98, EndedByServer: 1, EndedByServerHow: map[string]int64{"ping_timeout": 1}},
+		Events:   loadgen.EventsSummary{Repeated: 1, Foreign: 12, Forged: 2},
 		LatencyMS: loadgen.LatencySet{
 			Connect: loadgen.LatencyStats{P50: 2, P75: 3, P90: 4, P95: 5, P99: 9, P999: 12, Max: 15, Min: 1, Mean: 2.5, Count: 99},
 			Join:    loadgen.LatencyStats{P50: 1, P75: 1.5, P90: 2, P95: 3, P99: 4, P999: 5, Max: 6, Min: 0.2, Mean: 1.2, Count: 99},

@@ -9,9 +9,8 @@
 // Grammar (whitespace is allowed around the operator):
 //
 //	threshold  = metric op value
-//	metric     = group "." field            ; must name a known metric, see Metrics
-//	group      = "connect" | "join" | "fanout" | "echo" | "delivery"
-//	           | "messages" | "users" | "errors" | "generator" | "outage"
+//	metric     = group "." field            ; must name a registered metric, see Register
+//	group      = letter { letter | digit | "_" }   ; e.g. connect, fanout, delivery
 //	field      = letter { letter | digit | "_" }
 //	op         = "<" | "<=" | ">" | ">=" | "==" | "!="
 //	value      = duration | percent | number | bool
@@ -33,6 +32,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,7 +41,7 @@ import (
 var (
 	// ErrSyntax: the expression does not match the grammar.
 	ErrSyntax = errors.New("syntax error")
-	// ErrUnknownMetric: the metric name is not one of Metrics.
+	// ErrUnknownMetric: the metric name is not registered.
 	ErrUnknownMetric = errors.New("unknown metric")
 	// ErrValue: the value does not suit the metric's kind.
 	ErrValue = errors.New("invalid value")
@@ -117,54 +117,46 @@ func (o Op) Holds(actual, want float64) bool {
 	return false
 }
 
-// latencyGroups have the same fields: percentiles, extremes and a count.
-var latencyGroups = []string{"connect", "join", "fanout", "echo"}
+// catalog holds every metric a threshold may name, with its kind. The
+// package that computes the values declares them (loadgen, from the one
+// table that also reads them from its summary), so the names a threshold
+// accepts and the names a run measures cannot drift apart.
+var (
+	catalogMu sync.RWMutex
+	catalog   = map[string]Kind{}
+)
 
-var latencyFields = []string{"p50", "p75", "p90", "p95", "p99", "p999", "max", "min", "mean"}
-
-// Metrics lists every metric a threshold may name, with its kind.
-// The load summary supplies a value for each of them.
-var Metrics = func() map[string]Kind {
-	m := map[string]Kind{
-		"connect.errors":             Count,
-		"join.errors":                Count,
-		"delivery.expected":          Count,
-		"delivery.delivered":         Count,
-		"delivery.lost":              Count,
-		"delivery.lost_gaps":         Count,
-		"delivery.lost_trailing":     Count,
-		"delivery.duplicated":        Count,
-		"delivery.reordered":         Count,
-		"delivery.loss_ratio":        Ratio,
-		"delivery.ratio":             Ratio,
-		"messages.sent":              Count,
-		"messages.send_errors":       Count,
-		"messages.unconfirmed":       Count,
-		"users.planned":              Count,
-		"users.connected":            Count,
-		"users.dropped":              Count,
-		"errors.total":               Count,
-		"generator.saturated":        Flag,
-		"generator.max_schedule_lag": Latency,
-		"outage.count":               Count,
-		"outage.max":                 Latency,
-		"outage.total":               Latency,
+// Register declares a metric for thresholds. It is meant for init
+// functions and panics on a bad name, an unknown kind or a second
+// registration of the same name.
+func Register(name string, kind Kind) {
+	if !validName(name) || kind < Latency || kind > Flag {
+		panic(fmt.Sprintf("threshold.Register(%q, %v): bad name or kind", name, kind))
 	}
-	for _, g := range latencyGroups {
-		for _, f := range latencyFields {
-			m[g+"."+f] = Latency
-		}
-		m[g+".count"] = Count
+	catalogMu.Lock()
+	defer catalogMu.Unlock()
+	if _, dup := catalog[name]; dup {
+		panic(fmt.Sprintf("threshold.Register(%q): registered twice", name))
 	}
-	return m
-}()
+	catalog[name] = kind
+}
 
-// MetricNames returns the names of Metrics, sorted, for usage texts.
+// KindOf returns the kind of a registered metric.
+func KindOf(name string) (Kind, bool) {
+	catalogMu.RLock()
+	defer catalogMu.RUnlock()
+	k, ok := catalog[name]
+	return k, ok
+}
+
+// MetricNames returns the registered metric names, sorted, for usage texts.
 func MetricNames() []string {
-	names := make([]string, 0, len(Metrics))
-	for n := range Metrics {
+	catalogMu.RLock()
+	names := make([]string, 0, len(catalog))
+	for n := range catalog {
 		names = append(names, n)
 	}
+	catalogMu.RUnlock()
 	sort.Strings(names)
 	return names
 }
@@ -238,7 +230,7 @@ func parse(s string) (Threshold, error) {
 	if strings.ContainsAny(value, "<>=!") {
 		return Threshold{}, fmt.Errorf("%w: more than one operator", ErrSyntax)
 	}
-	kind, ok := Metrics[name]
+	kind, ok := KindOf(name)
 	if !ok {
 		return Threshold{}, fmt.Errorf("%w %q%s", ErrUnknownMetric, name, suggest(name))
 	}
@@ -285,7 +277,14 @@ func suggest(name string) string {
 		}
 	}
 	if len(same) == 0 {
-		return " (groups: connect, join, fanout, echo, delivery, messages, users, errors, generator, outage)"
+		var groups []string
+		for _, n := range MetricNames() {
+			g, _, _ := strings.Cut(n, ".")
+			if len(groups) == 0 || groups[len(groups)-1] != g {
+				groups = append(groups, g)
+			}
+		}
+		return " (groups: " + strings.Join(groups, ", ") + ")"
 	}
 	return " (known in " + group + ": " + strings.Join(same, ", ") + ")"
 }

@@ -26,6 +26,25 @@ type Faults struct {
 	// DuplicateEvery, when > 0, stores every DuplicateEvery-th message
 	// twice (a double-registered handler).
 	DuplicateEvery int
+	// EndSessionsAfter, when > 0, makes the server end every session
+	// (a Socket.IO disconnect) this long after its `connected`.
+	EndSessionsAfter time.Duration
+	// EndPollingAfter, when > 0, ends every session still on HTTP
+	// long-polling this long after it connected (a server behind a proxy
+	// with a request timeout, scaled down).
+	EndPollingAfter time.Duration
+	// EchoSenderTwice sends the sender its messageWritten twice (the same
+	// list both times).
+	EchoSenderTwice bool
+	// RefuseEvery, when > 0, refuses every RefuseEvery-th writeMessage
+	// with `chatError {event: "writeMessage", code: "internal_error"}`:
+	// not stored, not broadcast.
+	RefuseEvery int
+	// SplitOrder gives the sockets two orders of history, as a cluster
+	// whose nodes disagree: sockets that joined first, third… see
+	// messages in arrival order; the others see each pair of messages
+	// swapped (the first of a pair is held until the second arrives).
+	SplitOrder bool
 	// HistoryLimit caps history (default 50).
 	HistoryLimit int
 	// QuietPresence leaves out what makes the contract's presence
@@ -61,6 +80,9 @@ type Server struct {
 	mu      sync.Mutex
 	users   []user
 	history []message
+	swapped []message               // SplitOrder: the other order
+	held    *message                // SplitOrder: the first of a pair, until the second
+	odd     map[*socket.Socket]bool // SplitOrder: sockets that see swapped
 	writes  int
 	joins   int
 	queue   chan delayed
@@ -189,9 +211,29 @@ func (s *Server) onConnection(args ...any) {
 			return
 		}
 		s.users = append(s.users, user{u})
-		sock.Emit("connected", map[string]any{"connectedUserList": append([]user{}, s.users...), "messagesList": append([]message{}, s.history...)})
+		hist := s.history
+		if s.f.SplitOrder {
+			if s.odd == nil {
+				s.odd = map[*socket.Socket]bool{}
+			}
+			if s.joins%2 == 0 {
+				s.odd[sock] = true
+				hist = s.swapped
+			}
+		}
+		sock.Emit("connected", map[string]any{"connectedUserList": append([]user{}, s.users...), "messagesList": append([]message{}, hist...)})
 		sock.Broadcast().Emit("joined", map[string]any{"connectedUserList": append([]user{}, s.users...)})
+		if d := s.f.EndSessionsAfter; d > 0 {
+			time.AfterFunc(d, func() { sock.Disconnect(true) })
+		}
 	})
+	if d := s.f.EndPollingAfter; d > 0 {
+		time.AfterFunc(d, func() {
+			if sock.Conn().Transport().Name() == "polling" {
+				sock.Disconnect(true)
+			}
+		})
+	}
 	sock.On("writeMessage", func(args ...any) {
 		text, ok := field(args, "message")
 		if !ok {
@@ -202,6 +244,14 @@ func (s *Server) onConnection(args ...any) {
 		defer s.mu.Unlock()
 		s.writes++
 		if s.f.DropEvery > 0 && s.writes%s.f.DropEvery == 0 {
+			return
+		}
+		if s.f.RefuseEvery > 0 && s.writes%s.f.RefuseEvery == 0 {
+			sock.Emit("chatError", map[string]any{"event": "writeMessage", "code": "internal_error", "message": "store unavailable"})
+			return
+		}
+		if s.f.SplitOrder {
+			s.splitWrite(message{u, text})
 			return
 		}
 		s.history = append(s.history, message{u, text})
@@ -217,6 +267,9 @@ func (s *Server) onConnection(args ...any) {
 			return
 		}
 		s.io.Emit("messageWritten", map[string]any{"messagesList": list})
+		if s.f.EchoSenderTwice {
+			sock.Emit("messageWritten", map[string]any{"messagesList": list})
+		}
 	})
 	sock.On("disconnect", func(...any) {
 		if s.f.QuietPresence {
@@ -238,4 +291,46 @@ func (s *Server) onConnection(args ...any) {
 			}()
 		})
 	})
+}
+
+// splitWrite stores m in both orders and broadcasts each order to its
+// sockets: arrival order at once; the swapped order holds the first
+// message of each pair until the second arrives, then appends both,
+// second first. Called with s.mu held.
+func (s *Server) splitWrite(m message) {
+	capped := func(h []message) []message {
+		if n := len(h) - s.f.HistoryLimit; n > 0 {
+			h = append([]message{}, h[n:]...)
+		}
+		return h
+	}
+	s.history = capped(append(s.history, m))
+	s.emitTo(false, s.history)
+	if s.held == nil {
+		s.held = &m
+		return
+	}
+	first := *s.held
+	s.held = nil
+	s.swapped = capped(append(s.swapped, m))
+	s.emitTo(true, s.swapped)
+	s.swapped = capped(append(s.swapped, first))
+	s.emitTo(true, s.swapped)
+}
+
+// emitTo sends a messageWritten with list to the sockets of one order.
+func (s *Server) emitTo(odd bool, list []message) {
+	payload := map[string]any{"messagesList": append([]message{}, list...)}
+	for sock, o := range s.odd {
+		if o == odd {
+			sock.Emit("messageWritten", payload)
+		}
+	}
+	if !odd {
+		for _, id := range s.io.Sockets().Sockets().Keys() {
+			if sock, ok := s.io.Sockets().Sockets().Load(id); ok && !s.odd[sock] {
+				sock.Emit("messageWritten", payload)
+			}
+		}
+	}
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// processUsage returns this process's CPU time (user + system) and its
+// processRusage returns this process's CPU time (user + system) and its
 // peak resident set size in bytes.
-func processUsage() (time.Duration, int64) {
+func processRusage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, 0
