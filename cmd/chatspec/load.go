@@ -99,14 +99,13 @@ type loadFlags struct {
 	mix   []loadgen.TransportShare
 }
 
-func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
+// parseLoadFlags parses and checks the flags; --help prints the usage on
+// helpOut (a flag error is the caller's to print, in one line).
+func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 	l := &loadFlags{}
 	fs := flag.NewFlagSet("chatspec load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, strings.Replace(loadUsage, "{{METRICS}}", wrapList(threshold.MetricNames(), 72, "  "), 1))
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	l.target.RegisterFlags(fs)
 	fs.IntVar(&l.users, "users", 50, "number of simulated users (arrivals)")
 	fs.DurationVar(&l.ramp, "ramp", 5*time.Second, "users arrive evenly over this time (open model: on schedule, whatever the server does)")
@@ -133,6 +132,11 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	fs.DurationVar(&l.maxOutage, "max-outage", 0, "how long a target may refuse connections before the run ends as target_down; 0 ends it at the first outage, more rides out restarts (users reconnect, the outage is reported)")
 	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(helpOut, strings.Replace(loadUsage, "{{METRICS}}", wrapList(threshold.MetricNames(), 72, "  "), 1))
+			fs.SetOutput(helpOut)
+			fs.PrintDefaults()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -310,13 +314,12 @@ var correctnessThresholds = []string{
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l, err := parseLoadFlags(args, stderr)
+	l, err := parseLoadFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "chatspec load: %v\n(run 'chatspec load --help' for the flags)\n", err)
-		return ExitUsage
+		return usageError(stderr, "load", err)
 	}
 	arrivals, err := l.plan.Arrivals()
 	if err != nil { // checked in parseLoadFlags; kept for safety
