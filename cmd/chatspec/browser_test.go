@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -479,4 +480,54 @@ func TestChatPageRejoinsAfterADrop(t *testing.T) {
 	watcher.waitUsers([]string{"watcher", "flaky"}, cfg.PingInterval+cfg.PingTimeout+browserWait)
 	flaky.write("back again")
 	watcher.waitMessage("flaky", "back again", browserWait)
+}
+
+func TestHTMLReportsOpenInTheBrowser(t *testing.T) {
+	browser := newBrowser(t) // first: a missing browser fails before the runs
+	verifyDir, loadDir := realReports(t)
+	for _, tt := range []struct {
+		name      string
+		file      string
+		minCharts int
+	}{
+		{"verify", filepath.Join(verifyDir, "report.html"), 1},
+		{"load", filepath.Join(loadDir, "report.html"), 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := openTab(t, browser, "file://"+tt.file)
+			p.waitFor("the report has loaded", `document.readyState === 'complete'`, browserWait)
+			// Drawn charts: SVGs with marks in them, each as wide as most of
+			// the page's content (not a thumbnail in a corner).
+			charts := eval[int](p, `[...document.querySelectorAll('svg')].filter(s =>
+				s.querySelectorAll('polyline[points]:not([points=""]), rect, path').length > 0).length`)
+			if charts < tt.minCharts {
+				t.Errorf("%d drawn charts, want at least %d", charts, tt.minCharts)
+			}
+			narrow := eval[int](p, `[...document.querySelectorAll('svg')].filter(s =>
+				s.getBoundingClientRect().width < 0.9 * s.parentElement.getBoundingClientRect().width).length`)
+			if narrow > 0 {
+				t.Errorf("%d charts use less than 90%% of the width they have", narrow)
+			}
+			// Axis labels in plain numbers: no scientific notation (1e+04).
+			if bad := eval[[]string](p, `[...document.querySelectorAll('svg text')].map(e => e.textContent).filter(s => /\de[+-]?\d/.test(s))`); len(bad) > 0 {
+				t.Errorf("axis labels in scientific notation: %q", bad)
+			}
+			// Contract text shows no raw Markdown marks.
+			if bad := eval[[]string](p, `[...document.querySelectorAll('.req, .verdict-why')].map(e => e.textContent).filter(s => /[`+"`"+`]|\*\*/.test(s))`); len(bad) > 0 {
+				t.Errorf("raw Markdown marks in the text: %q", bad)
+			}
+			if dir := os.Getenv("CHATSPEC_SCREENSHOT_DIR"); dir != "" {
+				png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, tt.name+".png"), png, 0o644)
+				}
+				if err != nil {
+					t.Logf("screenshot: %v", err)
+				}
+			}
+			if errs := p.consoleErrors(); len(errs) > 0 {
+				t.Errorf("console errors: %q", errs)
+			}
+		})
+	}
 }
