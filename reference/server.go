@@ -23,6 +23,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/chatspec/chatspec/reference/store"
+	"github.com/chatspec/chatspec/reference/webchat"
 )
 
 // Server is the reference chat server: the chat contract (spec/CONTRACT.md)
@@ -261,7 +262,7 @@ func (s *Server) socketOptions(adapter socket.AdapterConstructor) *socket.Server
 }
 
 // Handler returns the server's HTTP routes: Socket.IO at cfg.Path, the
-// init route at cfg.InitPath, /healthz and /metrics.
+// init route at cfg.InitPath, /healthz, /metrics and the chat page at /.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
@@ -274,6 +275,8 @@ func (s *Server) routes() http.Handler {
 	if s.gatherer != nil {
 		mux.Handle(metricsPath, promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	}
+	// The chat page, and 404 for every other path.
+	mux.Handle("/", webchat.Handler(webchat.Options{Path: s.cfg.Path, InitPath: s.cfg.InitPath}))
 	return s.bodyDeadline(mux)
 }
 

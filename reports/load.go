@@ -17,7 +17,10 @@ import (
 func WriteLoadJSON(w io.Writer, s *loadgen.Summary) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(s)
+	return enc.Encode(struct {
+		SchemaVersion int `json:"schema_version"`
+		*loadgen.Summary
+	}{SummarySchemaVersion, s})
 }
 
 // WriteLoadJUnit writes junit.xml for a load run: one testcase per

@@ -28,6 +28,56 @@ var loadHTML = template.Must(template.New("load").Funcs(template.FuncMap{
 	"dur":  outageDuration,
 }).Parse(loadHTMLSource))
 
+// humanMS writes a duration in milliseconds the way an axis reads best:
+// "250 ms", "1.2 s", "2 min".
+func humanMS(ms float64) string {
+	switch {
+	case ms >= 120_000:
+		return trimFloat(ms/60_000, 1) + " min"
+	case ms >= 1000:
+		return trimFloat(ms/1000, 2) + " s"
+	case ms >= 10 || ms == 0:
+		return trimFloat(ms, 0) + " ms"
+	default:
+		return trimFloat(ms, 2) + " ms"
+	}
+}
+
+// humanCount writes a count or rate with a k/M suffix: 950, 1.5k, 10k, 2M.
+func humanCount(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e6:
+		return trimFloat(v/1e6, 1) + "M"
+	case a >= 1e3:
+		return trimFloat(v/1e3, 1) + "k"
+	case a >= 10 || a == 0:
+		return trimFloat(v, 0)
+	default:
+		return trimFloat(v, 2)
+	}
+}
+
+// humanSeconds labels the time axis: "45s", "1m30s", "12m".
+func humanSeconds(t float64, prec int) string {
+	if t < 60 {
+		return strconv.FormatFloat(t, 'f', prec, 64) + "s"
+	}
+	m, sec := int(t)/60, int(math.Round(t))%60
+	if sec == 0 {
+		return strconv.Itoa(m) + "m"
+	}
+	return fmt.Sprintf("%dm%02ds", m, sec)
+}
+
+// trimFloat formats v with at most prec decimals and no trailing zeros.
+func trimFloat(v float64, prec int) string {
+	s := strconv.FormatFloat(v, 'f', prec, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
 // WriteLoadHTML writes report.html: one self-contained file with inline CSS
 // and inline SVG charts (latency percentiles over time, users connected,
 // messages per second, errors), target outages shaded on every chart; no
@@ -38,13 +88,55 @@ func WriteLoadHTML(w io.Writer, s *loadgen.Summary) error {
 		TargetsText string
 		Charts      []loadChart
 		Behind      string
-	}{s, loadTargets(s), loadCharts(s.Timeline, s.Outages, s.DurationSeconds), behindHint(s)})
+		Why         []string
+	}{s, loadTargets(s), loadCharts(s.Timeline, s.Outages, s.DurationSeconds), behindHint(s), verdictReasons(s)})
 }
 
-// Chart geometry, in SVG user units.
+// verdictReasons says why the run got its verdict, for the line under the
+// badge: how the run ended, each threshold crossed with what was measured,
+// and the warnings that change how to read a pass (a saturated generator,
+// a server that fell behind).
+func verdictReasons(s *loadgen.Summary) []string {
+	var why []string
+	if s.Ended != loadgen.EndedCompleted {
+		r := "the run ended early (" + s.Ended + ")"
+		if s.EndedDetail != "" {
+			r += ": " + s.EndedDetail
+		}
+		why = append(why, r)
+	}
+	crossed := 0
+	for _, th := range s.Thresholds {
+		if !th.OK {
+			crossed++
+			why = append(why, fmt.Sprintf("threshold %s crossed (measured %s)", th.Expr, loadValue(th.Value, th.Measured)))
+		}
+	}
+	if b := behindHint(s); b != "" {
+		why = append(why, strings.SplitN(b, ":", 2)[0]+fmt.Sprintf(" (fan-out p99 %s, over the %s delivery window)",
+			humanMS(s.LatencyMS.Fanout.P99), humanMS(s.Config.DeliveryWindowSeconds*1000)))
+	}
+	if s.Generator.Saturated {
+		why = append(why, "the generator was saturated: latencies may be the generator's, not the server's")
+	}
+	if crossed == 0 && s.Ended == loadgen.EndedCompleted {
+		head := fmt.Sprintf("the run completed and all %d thresholds held", len(s.Thresholds))
+		switch len(s.Thresholds) {
+		case 0:
+			head = "the run completed; no threshold was set"
+		case 1:
+			head = "the run completed and its threshold held"
+		}
+		why = append([]string{head}, why...)
+	}
+	return why
+}
+
+// Chart geometry, in SVG user units. The width is the report's content
+// width, so the charts fill the page at their natural text size.
 const (
-	chartW, chartH         = 640, 220
-	chartLeft, chartRight  = 56, 12
+	chartW, chartH         = 1050, 220
+	chartLeft, chartRight  = 64, 16
 	chartTop, chartBottom  = 12, 28
 	chartPlotW, chartPlotH = chartW - chartLeft - chartRight, chartH - chartTop - chartBottom
 )
@@ -80,6 +172,12 @@ type loadTick struct {
 	Label string
 }
 
+// Axis units: how a chart's y labels are written.
+const (
+	unitMS    = "ms"
+	unitCount = "count"
+)
+
 type rawSeries struct {
 	name  string
 	color string
@@ -110,22 +208,22 @@ func loadCharts(tl []loadgen.Interval, outages []loadgen.OutageSummary, end floa
 		xs[i] = iv.T
 	}
 	charts := []loadChart{
-		buildChart("Fan-out latency per interval (ms)", xs,
+		buildChart("Fan-out latency per interval", unitMS, xs,
 			rawSeries{"p50", "#2b7bb9", pick(func(i loadgen.Interval) float64 { return i.FanoutP50 })},
 			rawSeries{"p90", "#e69f00", pick(func(i loadgen.Interval) float64 { return i.FanoutP90 })},
 			rawSeries{"p99", "#d7263d", pick(func(i loadgen.Interval) float64 { return i.FanoutP99 })},
 		),
-		buildChart("Users connected", xs,
+		buildChart("Users connected", unitCount, xs,
 			rawSeries{"connected", "#2b7bb9", pick(func(i loadgen.Interval) float64 { return float64(i.UsersConnected) })},
 		),
-		buildChart("Messages per second", xs,
+		buildChart("Messages per second", unitCount, xs,
 			rawSeries{"sent/s", "#2b7bb9", perSecond(func(i loadgen.Interval) int64 { return i.Sent })},
 			rawSeries{"delivered/s", "#009e73", perSecond(func(i loadgen.Interval) int64 { return i.Delivered })},
 		),
-		buildChart("Errors per interval", xs,
+		buildChart("Errors per interval", unitCount, xs,
 			rawSeries{"errors", "#d7263d", pick(func(i loadgen.Interval) float64 { return float64(i.Errors) })},
 		),
-		buildChart("Generator scheduling lag per interval (ms, max)", xs,
+		buildChart("Generator scheduling lag per interval (max)", unitMS, xs,
 			rawSeries{"lag max", "#6a4c93", pick(func(i loadgen.Interval) float64 { return i.ScheduleLagMax })},
 		),
 	}
@@ -159,7 +257,7 @@ func outageBands(xs []float64, outages []loadgen.OutageSummary, end float64) []l
 	return bands
 }
 
-func buildChart(title string, xs []float64, series ...rawSeries) loadChart {
+func buildChart(title, unit string, xs []float64, series ...rawSeries) loadChart {
 	c := loadChart{Title: title, W: chartW, H: chartH, Left: chartLeft, Right: chartLeft + chartPlotW, Bottom: chartTop + chartPlotH}
 	if len(xs) == 0 {
 		c.Empty = true
@@ -185,15 +283,27 @@ func buildChart(title string, xs []float64, series ...rawSeries) loadChart {
 		}
 		c.Series = append(c.Series, loadSeries{Name: s.name, Color: s.color, Points: strings.TrimSpace(b.String())})
 	}
+	// Ticks at round steps: a 1x or 5x top is cut in fifths, a 2x top
+	// in quarters (0, 10, ..., 50 rather than 0, 12.5, ..., 50).
+	steps := 5
+	if lead := ymax / math.Pow(10, math.Floor(math.Log10(ymax))); math.Abs(lead-2) < 1e-9 {
+		steps = 4
+	}
+	for k := 0; k <= steps; k++ {
+		v := ymax * float64(k) / float64(steps)
+		label := humanCount(v)
+		if unit == unitMS {
+			label = humanMS(v)
+		}
+		c.YTicks = append(c.YTicks, loadTick{Pos: sy(v), Label: label})
+	}
 	for k := 0; k <= 4; k++ {
-		v := ymax * float64(k) / 4
-		c.YTicks = append(c.YTicks, loadTick{Pos: sy(v), Label: strconv.FormatFloat(v, 'g', 4, 64)})
 		t := xmax * float64(k) / 4
 		prec := 0
 		if xmax < 20 {
 			prec = 1 // short runs: 0.8s, 1.5s… rather than repeated whole seconds
 		}
-		c.XTicks = append(c.XTicks, loadTick{Pos: sx(t), Label: strconv.FormatFloat(t, 'f', prec, 64) + "s"})
+		c.XTicks = append(c.XTicks, loadTick{Pos: sx(t), Label: humanSeconds(t, prec)})
 	}
 	return c
 }

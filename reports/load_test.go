@@ -295,11 +295,11 @@ func TestLoadReportsSayATargetIsStillDown(t *testing.T) {
 		t.Errorf("report.html does not list the open outage")
 	}
 	// 5 charts, 2 outages each; the open one runs to the right edge
-	// (x 628: the timeline ends at 3s, before the run's end).
+	// (x 1034 = chartW - chartRight: the timeline ends at 3s, before the run's end).
 	if got := strings.Count(h, `<rect class="outage"`); got != 10 {
 		t.Errorf("%d outage bands, want 10", got)
 	}
-	if !strings.Contains(h, `<rect class="outage" x="532.7" y="12" width="95.3" height="180"><title>http://127.0.0.1:3001 down from 2.5s, still down at the end</title>`) {
+	if !strings.Contains(h, `<rect class="outage" x="872.3" y="12" width="161.7" height="180"><title>http://127.0.0.1:3001 down from 2.5s, still down at the end</title>`) {
 		t.Errorf("the open outage's band is not drawn to the end of the chart:\n%s", h)
 	}
 }

@@ -116,7 +116,10 @@ func WriteVerifyJSON(w io.Writer, r VerifyReport) error {
 	if r.Cases == nil {
 		r.Cases = []VerifyCase{}
 	}
-	return enc.Encode(r)
+	return enc.Encode(struct {
+		SchemaVersion int `json:"schema_version"`
+		VerifyReport
+	}{ResultsSchemaVersion, r})
 }
 
 // WriteVerifyJUnit writes junit.xml: one testcase per case, named with the

@@ -18,6 +18,10 @@ if [ "${CHATSPEC_SKIP_PYTHON:-}" != 1 ] &&
   ! /usr/bin/python3 -c 'import socketio, aiohttp' >/dev/null 2>&1; then
   need_apt+=(python3-socketio python3-aiohttp)
 fi
+# Headless Chromium for the browser tests (cmd/chatspec/browser_test.go); they
+# fail without it unless CHATSPEC_SKIP_BROWSER=1. chromedp speaks the DevTools
+# protocol itself: no chromium-driver needed.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (Debian packages)"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -68,43 +68,43 @@ Flags:
 
 // loadFlags is the parsed command line of `chatspec load`.
 type loadFlags struct {
-	target       target.Options
-	users        int
-	ramp         time.Duration
-	duration     time.Duration
-	stages       string
-	interval     time.Duration
-	pacing       string
-	jitter       time.Duration
-	messageSize  int
-	joinTimeout  time.Duration
-	churn        float64
-	churnPause   time.Duration
-	transport    string
-	transportMix string
-	thresholds   threshold.List
-	correctness  bool
-	reportDir    string
-	seed         uint64
-	runID        string
-	progress     string
-	stopTimeout  time.Duration
-	historyLimit int
-	maxOutage    time.Duration
+	target        target.Options
+	users         int
+	ramp          time.Duration
+	duration      time.Duration
+	stages        string
+	interval      time.Duration
+	pacing        string
+	jitter        time.Duration
+	messageSize   int
+	joinTimeout   time.Duration
+	churn         float64
+	churnPause    time.Duration
+	transport     string
+	transportMix  string
+	thresholds    threshold.List
+	correctness   bool
+	reportDir     string
+	seed          uint64
+	runID         string
+	progress      string
+	progressEvery time.Duration
+	stopTimeout   time.Duration
+	historyLimit  int
+	maxOutage     time.Duration
 
 	plan  loadgen.Plan
 	pacer loadgen.Pacer
 	mix   []loadgen.TransportShare
 }
 
-func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
+// parseLoadFlags parses and checks the flags; --help prints the usage on
+// helpOut (a flag error is the caller's to print, in one line).
+func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 	l := &loadFlags{}
 	fs := flag.NewFlagSet("chatspec load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, strings.Replace(loadUsage, "{{METRICS}}", wrapList(threshold.MetricNames(), 72, "  "), 1))
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	l.target.RegisterFlags(fs)
 	fs.IntVar(&l.users, "users", 50, "number of simulated users (arrivals)")
 	fs.DurationVar(&l.ramp, "ramp", 5*time.Second, "users arrive evenly over this time (open model: on schedule, whatever the server does)")
@@ -125,11 +125,17 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 	fs.StringVar(&l.reportDir, "report-dir", "", "write summary.json, junit.xml and report.html to this directory")
 	fs.Uint64Var(&l.seed, "seed", 0, "random seed for transports, churn and pacing (0: random)")
 	fs.StringVar(&l.runID, "run-id", "", "tag for this run's message texts, 1-16 of [a-z0-9] (default: random)")
-	fs.StringVar(&l.progress, "progress", "auto", "live progress bars on stderr: auto (when stderr is a terminal), on or off")
+	fs.StringVar(&l.progress, "progress", "auto", "live progress on stderr: bars (redrawn), lines (one per --progress-interval), off, or auto: bars on a terminal with a size, lines otherwise (on = bars)")
+	fs.DurationVar(&l.progressEvery, "progress-interval", 10*time.Second, "with lines: time between two progress lines")
 	fs.DurationVar(&l.stopTimeout, "stop-timeout", 5*time.Second, "after the run (or Ctrl-C), time given to connections to close before they are aborted")
 	fs.DurationVar(&l.maxOutage, "max-outage", 0, "how long a target may refuse connections before the run ends as target_down; 0 ends it at the first outage, more rides out restarts (users reconnect, the outage is reported)")
 	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(helpOut, strings.Replace(loadUsage, "{{METRICS}}", wrapList(threshold.MetricNames(), 72, "  "), 1))
+			fs.SetOutput(helpOut)
+			fs.PrintDefaults()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -225,9 +231,12 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, error) {
 		}
 	}
 	switch l.progress {
-	case "auto", "on", "off":
+	case "auto", "bars", "on", "lines", "off":
 	default:
-		return nil, fmt.Errorf("--progress %q: want auto, on or off", l.progress)
+		return nil, fmt.Errorf("--progress %q: want auto, bars, lines or off", l.progress)
+	}
+	if l.progressEvery <= 0 {
+		return nil, fmt.Errorf("--progress-interval %v: must be positive", l.progressEvery)
 	}
 	if l.maxOutage < 0 {
 		return nil, fmt.Errorf("--max-outage %v: must not be negative", l.maxOutage)
@@ -283,13 +292,20 @@ func wrapList(items []string, width int, indent string) string {
 	return b.String()
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// progressMode resolves --progress: "auto" draws bars only on a terminal
+// whose size is known (a pseudo-terminal of 0x0, as some CI runners
+// allocate, would show nothing), and prints lines everywhere else.
+func progressMode(flagValue string, stderr io.Writer) string {
+	switch flagValue {
+	case "on", "bars":
+		return "bars"
+	case "auto":
+		if cols, rows, ok := terminalSize(stderr); ok && cols > 0 && rows > 0 {
+			return "bars"
+		}
+		return "lines"
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return flagValue
 }
 
 // correctnessThresholds gate a run that names no threshold of its own.
@@ -300,13 +316,12 @@ var correctnessThresholds = []string{
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l, err := parseLoadFlags(args, stderr)
+	l, err := parseLoadFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "chatspec load: %v\n(run 'chatspec load --help' for the flags)\n", err)
-		return ExitUsage
+		return usageError(stderr, "load", err)
 	}
 	arrivals, err := l.plan.Arrivals()
 	if err != nil { // checked in parseLoadFlags; kept for safety
@@ -401,9 +416,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metrics := loadgen.NewMetrics(eng.MetricsConfig())
 	fmt.Fprintf(stdout, "chatspec load: run %s, %d users against %s, about %v; messages %s\n",
 		l.runID, len(arrivals), strings.Join(l.target.Targets, ", "), length.Round(time.Second), l.pacer)
-	var progress *reports.LoadProgress
-	if l.progress == "on" || l.progress == "auto" && isTerminal(stderr) {
+	var progress interface{ Stop() }
+	switch progressMode(l.progress, stderr) {
+	case "bars":
 		progress = reports.StartLoadProgress(stderr, len(arrivals), length, metrics.Live)
+	case "lines":
+		progress = reports.StartLoadProgressLines(stderr, len(arrivals), l.progressEvery, metrics.Live)
 	}
 	summary := loadgen.Measure(ctx, eng, metrics, embedded)
 	if progress != nil {

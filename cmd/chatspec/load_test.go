@@ -61,9 +61,9 @@ func TestLoadUsageErrors(t *testing.T) {
 }
 
 func TestLoadHelp(t *testing.T) {
-	code, _, stderr := runLoadCmd(context.Background(), t, "load", "--help")
-	if code != ExitOK || !strings.Contains(stderr, "delivery.loss_ratio") || !strings.Contains(stderr, "--threshold") {
-		t.Errorf("help: exit %d, text %q", code, stderr)
+	code, stdout, _ := runLoadCmd(context.Background(), t, "load", "--help")
+	if code != ExitOK || !strings.Contains(stdout, "delivery.loss_ratio") || !strings.Contains(stdout, "--threshold") {
+		t.Errorf("help: exit %d, text %q", code, stdout)
 	}
 }
 

@@ -30,14 +30,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return ExitOK
+	case "-version", "--version":
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "chatspec: unknown command %q\n\n", args[0])
-		usage(stderr)
+		fmt.Fprintf(stderr, "chatspec: unknown command %q\nRun 'chatspec --help' for usage.\n", args[0])
 		return ExitUsage
 	}
 	return cmd.run(ctx, args[1:], stdout, stderr)
+}
+
+// usageError reports a bad command line the way every subcommand does: the
+// error in one line, then where the usage is (never the whole usage, which
+// would bury the error), and exit code 2.
+func usageError(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "chatspec %s: %v\nRun 'chatspec %s --help' for usage.\n", name, err, name)
+	return ExitUsage
 }
 
 func usage(w io.Writer) {

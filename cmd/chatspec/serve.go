@@ -162,17 +162,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fs.PrintDefaults()
 			return ExitOK
 		}
-		fmt.Fprintf(stderr, "chatspec serve: %v\n", err)
-		return ExitUsage
+		return usageError(stderr, "serve", err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "chatspec serve: unexpected argument %q (serve takes only flags; see --help)\n", fs.Arg(0))
-		return ExitUsage
+		return usageError(stderr, "serve", fmt.Errorf("unexpected argument %q (serve takes only flags)", fs.Arg(0)))
 	}
 	logger, err := f.finish(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "chatspec serve: %v\n", err)
-		return ExitUsage
+		return usageError(stderr, "serve", err)
 	}
 	opts := []reference.Option{reference.WithLogger(logger)}
 	var cl *cluster

@@ -76,8 +76,8 @@ func TestServeFlagErrorsExitUsage(t *testing.T) {
 				t.Errorf("exit code %d, want %d (ExitUsage)", code, ExitUsage)
 			}
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("stderr = %q, want one line containing %q", stderr.String(), tc.want)
+			if len(lines) != 2 || !strings.Contains(lines[0], tc.want) || lines[1] != usageHint("serve") {
+				t.Errorf("stderr = %q, want one line containing %q and the hint", stderr.String(), tc.want)
 			}
 			if stdout.Len() != 0 {
 				t.Errorf("stdout = %q, want nothing", stdout.String())

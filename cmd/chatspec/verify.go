@@ -131,8 +131,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "chatspec verify: %v\n(run 'chatspec verify --help' for the flags)\n", err)
-		return ExitUsage
+		return usageError(stderr, "verify", err)
 	}
 	opts := spec.RunOptions{Profile: v.profile, Focus: v.focus, Timeout: v.runTimeout}
 	if v.list {
