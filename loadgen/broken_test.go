@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/internal/faultychat"
+	"github.com/chatspec/chatspec/loadgen/faultychat"
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chatspec/chatspec/internal/faultychat"
+	"github.com/chatspec/chatspec/loadgen/faultychat"
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
 

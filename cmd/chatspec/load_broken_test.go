@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatspec/chatspec/internal/faultychat"
+	"github.com/chatspec/chatspec/loadgen/faultychat"
 )
 
 // Issue 11: with default flags (the correctness gate), a server broken in
