@@ -77,6 +77,10 @@ type Server struct {
 	slowDrops atomic.Int64
 	// writers maps Engine.IO connection ids to their *slowReader.
 	writers sync.Map
+
+	// seed ties seed-style clients' sockets (Config.SeedClients,
+	// seedclients.go); nil when the mode is off.
+	seed *seedTies
 }
 
 // trackConn is the http.Server's ConnState hook: it remembers connections
@@ -154,6 +158,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	if o.feed {
 		s.feed = &feedState{waiting: make(map[string]*feedWaiter)}
+	}
+	if cfg.SeedClients {
+		s.seed = newSeedTies()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -266,6 +273,7 @@ func (s *Server) serveInit(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	s.issueSeedCookie(w, r)
 	io.WriteString(w, "Socket is already running\n")
 }
 
