@@ -69,6 +69,10 @@ type Config struct {
 	// they are in their sending phase, and users whose target is known to
 	// be down wait for it to come back instead of dialing it.
 	MaxOutage time.Duration
+	// SeedStyle makes every user behave like the seed's useSocket hook:
+	// two connections per session, joining on one and writing on the
+	// other, which never joins (seedstyle.go).
+	SeedStyle bool
 }
 
 // Outcome says how a run ended.
@@ -180,6 +184,7 @@ type session struct {
 	isJoined  atomic.Bool
 	planned   atomic.Bool
 	aborted   atomic.Bool // the generator dropped it abruptly (churn, hard stop)
+	side      *seedSide   // the writing connection of a seed-style session; nil otherwise
 }
 
 type evKind uint8
@@ -569,7 +574,7 @@ func (e *Engine) send(u *user, at time.Duration) {
 		e.emit(Result{Kind: Skipped, User: int32(u.idx), Sender: uint32(u.idx), Intended: at, At: e.now()})
 		return
 	}
-	conn := s.conn.Load()
+	conn := s.writeConn()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -617,7 +622,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 	opts.Transport = u.transport
 	opts.SkipArgsValidation = true
 	opts.OnEvent = s.onEvent
-	conn, err := sioclient.Dial(e.hardCtx, opts)
+	conn, err := e.dialSession(s, opts)
 	if err != nil {
 		if !e.stopping() {
 			fail(ConnectFailed, err)
@@ -711,6 +716,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 // emitLeft reports the end of s once its reader has stopped, so the Left
 // record follows every Delivered record of the session.
 func (e *Engine) emitLeft(s *session, conn *sioclient.Conn, cause error) {
+	s.closeSide()
 	_ = conn.Close() // idempotent; waits for the reader goroutine
 	u := s.u
 	u.mu.Lock()

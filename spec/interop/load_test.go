@@ -17,6 +17,12 @@ import (
 // with gates applied.
 func runLoad(t *testing.T, url string, gates ...string) *loadgen.Summary {
 	t.Helper()
+	return runLoadWith(t, url, nil, gates...)
+}
+
+// runLoadWith is runLoad with the engine's configuration adjusted by tune.
+func runLoadWith(t *testing.T, url string, tune func(*loadgen.Config), gates ...string) *loadgen.Summary {
+	t.Helper()
 	opts := &target.Options{Targets: []string{url}, Path: "/socket.io/", Namespace: "/", InitPath: "/api/socket", ConnectTimeout: 5 * time.Second}
 	if err := opts.Validate(); err != nil {
 		t.Fatal(err)
@@ -26,7 +32,7 @@ func runLoad(t *testing.T, url string, gates ...string) *loadgen.Summary {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := loadgen.New(loadgen.Config{
+	cfg := loadgen.Config{
 		RunID:       "node1",
 		Arrivals:    arr,
 		Pacer:       loadgen.PoissonPacer{Mean: 200 * time.Millisecond},
@@ -40,7 +46,11 @@ func runLoad(t *testing.T, url string, gates ...string) *loadgen.Summary {
 		StopTimeout: 3 * time.Second,
 		Dial:        opts.DialOptions,
 		Init:        opts.Init,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	e, err := loadgen.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +101,23 @@ func TestLoadCatchesNodeServerLosingMessages(t *testing.T) {
 	}
 	if s.Verdict != "fail" || s.Thresholds[0].OK {
 		t.Errorf("verdict %s, thresholds %+v: want delivery.lost==0 to fail", s.Verdict, s.Thresholds)
+	}
+}
+
+// TestSeedStyleLoadAgainstSeedServer: users written like the seed's
+// useSocket hook (two connections each, every message written on the one
+// that never joins) against the seed's own server (seed.js), which serves
+// them: every delivery owed to the joining connections arrives.
+func TestSeedStyleLoadAgainstSeedServer(t *testing.T) {
+	requireNode(t)
+	srv := startNode(t, "seed.js", "--port", "0")
+	s := runLoadWith(t, srv.URL(), func(c *loadgen.Config) { c.SeedStyle = true },
+		"connect.errors==0", "join.errors==0", "delivery.lost==0", "delivery.duplicated==0", "delivery.reordered==0")
+	m := s.Messages
+	if s.Ended != loadgen.EndedCompleted || s.Verdict != "pass" {
+		t.Errorf("ended %s (%s), verdict %s: %+v", s.Ended, s.EndedDetail, s.Verdict, s.Thresholds)
+	}
+	if m.Sent < 100 || m.ExpectedDeliveries == 0 || m.Delivered != m.ExpectedDeliveries {
+		t.Errorf("sent %d, delivered %d of %d owed: want everything owed delivered", m.Sent, m.Delivered, m.ExpectedDeliveries)
 	}
 }
