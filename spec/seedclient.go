@@ -31,7 +31,29 @@ var _ = Describe("Seed-style clients (SEED)", SpecPriority(-10), func() {
 		text := f.Text("seed-style write")
 		ws.Write(ctx, text)
 
-		ev, delivered := observer.TryAwait(ctx, f.Config().StepTimeout, "messageWritten", framework.HasMessage(text))
+		// Wait for a sign of the outcome on either side: the observer has the
+		// message, or the writing socket was told something (its own copy
+		// of the broadcast, an error report) or closed. Then the observer
+		// gets a settle window, or the full step if the writer's copy shows
+		// the server accepted the message.
+		step := f.Config().StepTimeout
+		hasText := func(evs []framework.Received) bool {
+			for _, e := range evs {
+				if e.Name == "messageWritten" && e.Payload.MessageIndex(text) >= 0 {
+					return true
+				}
+			}
+			return false
+		}
+		ws.WaitUntil(ctx, step, func(evs []framework.Received) bool {
+			ended, _ := ws.Ended()
+			return ended || hasText(observer.Events()) || hasText(evs) || len(refusals(evs)) > 0
+		})
+		wait := settleWindow(f)
+		if hasText(ws.Events()) {
+			wait = step
+		}
+		ev, delivered := observer.TryAwait(ctx, wait, "messageWritten", framework.HasMessage(text))
 		if delivered {
 			m := ev.Payload.MessagesList[ev.Payload.MessageIndex(text)]
 			f.Finding("seed-style clients supported: yes: the write on the socket that never joined reached the chat as %q's; "+
@@ -47,12 +69,7 @@ var _ = Describe("Seed-style clients (SEED)", SpecPriority(-10), func() {
 // the server's refusal (any non-chat event, ERR-1), a closed connection,
 // or nothing.
 func whyUndelivered(ws *framework.Client, waited string) string {
-	var told []string
-	for _, ev := range ws.Events() {
-		if !chatEvents[ev.Name] {
-			told = append(told, fmt.Sprintf("%s %s", ev.Name, clipText(string(ev.Args), 300)))
-		}
-	}
+	told := refusals(ws.Events())
 	switch ended, err := ws.Ended(); {
 	case len(told) > 0:
 		return "the server refused the write: " + strings.Join(told, "; ")
@@ -61,6 +78,18 @@ func whyUndelivered(ws *framework.Client, waited string) string {
 	default:
 		return fmt.Sprintf("the message reached nobody within %s and the writing socket was told nothing", waited)
 	}
+}
+
+// refusals renders the events that are not chat events (a server's error
+// reports, ERR-1) among evs.
+func refusals(evs []framework.Received) []string {
+	var told []string
+	for _, ev := range evs {
+		if !chatEvents[ev.Name] {
+			told = append(told, fmt.Sprintf("%s %s", ev.Name, clipText(string(ev.Args), 300)))
+		}
+	}
+	return told
 }
 
 func clipText(s string, n int) string {
