@@ -79,6 +79,21 @@ func TestSeedHook(t *testing.T) {
 			t.Fatalf("outcome %+v, want delivered", r)
 		}
 	})
+	t.Run("reference --seed-clients, write racing the join", func(t *testing.T) {
+		// Writing the instant the page loads races the other socket's join:
+		// either outcome is legal, silence is not, and a refusal says why.
+		url := startSeedReference(t, true)
+		for range 3 {
+			r := runSeedHook(t, url, "--no-wait")
+			switch {
+			case r.Outcome == "delivered":
+			case r.Outcome == "refused" && r.Code == reference.CodeNotJoined && strings.Contains(r.Message, "wait for connected"):
+			default:
+				t.Errorf("outcome %+v, want delivered, or refused with not_joined telling the client to wait for connected", r)
+			}
+			t.Logf("racing write: %s", r.Outcome)
+		}
+	})
 	t.Run("reference refuses and says why", func(t *testing.T) {
 		r := runSeedHook(t, startSeedReference(t, false))
 		if r.Outcome != "refused" || r.Code != reference.CodeNotJoined {
