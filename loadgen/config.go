@@ -93,6 +93,10 @@ type Config struct {
 	// they are in their sending phase, and users whose target is known to
 	// be down wait for it to come back instead of dialing it.
 	MaxOutage time.Duration
+	// SeedStyle makes every user behave like the seed's useSocket hook:
+	// two connections per session, joining on one and writing on the
+	// other, which never joins (seedstyle.go).
+	SeedStyle bool
 }
 
 // ErrConfig wraps every configuration error of New.

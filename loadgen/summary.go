@@ -58,6 +58,9 @@ type ConfigSummary struct {
 	// MaxOutageSeconds is how long a target could stay down before the
 	// run ended (0: the first outage ended it).
 	MaxOutageSeconds float64 `json:"max_outage_seconds"`
+	// SeedStyle: every user held two connections and wrote on the one
+	// that never joined, as the seed's useSocket hook does.
+	SeedStyle bool `json:"seed_style,omitempty"`
 }
 
 // OutageSummary is one outage of a target: from the first of two failed

@@ -43,6 +43,7 @@ type session struct {
 	isJoined  atomic.Bool
 	planned   atomic.Bool
 	aborted   atomic.Bool // the generator dropped it abruptly (churn, hard stop)
+	side      *seedSide   // the writing connection of a seed-style session (seedstyle.go)
 
 	// outstanding are the session's writes not yet echoed back to it, in
 	// emit order: a refusal (chatError) answers the oldest of them, since
@@ -164,7 +165,7 @@ func (e *Engine) send(u *user, at time.Duration) {
 		e.emit(Result{Kind: Skipped, User: int32(u.idx), Sender: uint32(u.idx), Intended: at, At: e.now()})
 		return
 	}
-	conn := s.liveConn()
+	conn := s.writeConn()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -213,7 +214,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 	opts.Transport = u.transport
 	opts.SkipArgsValidation = true
 	opts.OnEvent = s.onEvent
-	conn, err := e.cfg.Connect(e.hardCtx, opts)
+	conn, err := e.dialSession(s, opts)
 	if err != nil {
 		if !e.stopping() {
 			fail(ConnectFailed, err)
@@ -329,6 +330,7 @@ func (e *Engine) startSending(u *user) {
 // emitLeft reports the end of s once its reader has stopped, so the Left
 // record follows every Delivered record of the session.
 func (e *Engine) emitLeft(s *session, conn Conn, cause error) {
+	s.closeSide()
 	_ = conn.Close() // idempotent; waits for the reader goroutine
 	u := s.u
 	u.mu.Lock()

@@ -195,6 +195,7 @@ func (s *Server) handleConnecting(sess *session, args []any, ack ackFunc) {
 		return
 	}
 	sess.username = username
+	s.seedJoined(sess)
 	s.m.users.Set(float64(len(users)))
 	s.log.Debug("joined", "sid", sess.id, "username", username, "new_user", added, "users", len(users))
 	// JOIN-3 to everyone else (JOIN-4: like the seed, sockets that have
@@ -229,8 +230,15 @@ func (s *Server) handleWriteMessage(sess *session, args []any, ack ackFunc) {
 	if sess.closed {
 		return
 	}
-	msg, rej := parseWriteMessage(args, sess.username, s.cfg.MaxMessageLen)
+	own := sess.username
+	if own == "" {
+		own = s.seedOwner(sess, args) // "" unless --seed-clients ties it
+	}
+	msg, rej := parseWriteMessage(args, own, s.cfg.MaxMessageLen)
 	if rej != nil {
+		if rej.code == CodeNotJoined && s.seed != nil {
+			rej = s.seedNotJoined(args)
+		}
 		s.refuse(sess, EventWriteMessage, ack, rej)
 		return
 	}
@@ -268,6 +276,7 @@ func (s *Server) handleDisconnect(sess *session, reason string) {
 		return
 	}
 	sess.closed = true
+	s.seedLeft(sess)
 	if sess.username == "" {
 		// USER-5: it never joined; nothing changes and nothing is sent.
 		s.log.Debug("socket disconnected before joining", "sid", sess.id, "reason", reason)

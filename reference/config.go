@@ -149,6 +149,16 @@ type Config struct {
 	// StoreTimeout bounds each call to the store (it matters for a remote
 	// store such as Redis; the memory store never waits).
 	StoreTimeout time.Duration
+
+	// SeedClients serves clients written like the seed's useSocket hook,
+	// which open two sockets and write on the one that never joined
+	// (CONTRACT.md SEED-1). A writeMessage from a socket that never joined
+	// is then accepted under a username that a joined socket of the same
+	// client holds: same IP address and same chatspec_client cookie, which
+	// the init route sets (seedclients.go). This relaxes SEC-2 on purpose,
+	// and `chatspec verify --profile all` reports SEC-2 failed. Off by
+	// default.
+	SeedClients bool
 }
 
 // DefaultConfig returns the defaults: loopback on port 3000, the Socket.IO

@@ -161,7 +161,7 @@ func parseWriteMessage(args []any, own string, maxLen int) (store.Message, *reje
 		return store.Message{}, rej
 	}
 	if own == "" {
-		return store.Message{}, reject(CodeNotJoined, "emit connecting before writeMessage")
+		return store.Message{}, reject(CodeNotJoined, notJoinedMessage)
 	}
 	if username != own {
 		return store.Message{}, reject(CodeUsernameMismatch, "this socket joined as %q and cannot write as %q", own, clip(username, 80))

@@ -88,6 +88,10 @@ type Server struct {
 	// probe is the store ping /healthz requests are waiting for, if any.
 	probeMu sync.Mutex
 	probe   *storeProbe
+
+	// seed ties seed-style clients' sockets (Config.SeedClients,
+	// seedclients.go); nil when the mode is off.
+	seed *seedTies
 }
 
 // trackConn is the http.Server's ConnState hook: it remembers connections
@@ -170,6 +174,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		budget: newOutputBudget(cfg.OutputBudget)}
 	s.reclaim.stopped = o.noReclaim
+	if cfg.SeedClients {
+		s.seed = newSeedTies()
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -327,6 +334,7 @@ func (s *Server) serveInit(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	s.issueSeedCookie(w, r)
 	io.WriteString(w, "Socket is already running\n")
 }
 

@@ -40,33 +40,21 @@ var _ = Describe("Identity and limits (SEC)", SpecPriority(-10), func() {
 	})
 
 	// SEC-2 (security, SHOULD): writeMessage from a socket that has not
-	// joined is refused.
+	// joined is refused. Two writers: one under a name nobody holds, and one
+	// under the name another socket of the same page joined as (the seed's
+	// useSocket pattern, SEED-1), which a server tying the two sockets
+	// (`chatspec serve --seed-clients`) accepts: that is exactly what SEC-2
+	// forbids, so it fails here by design.
 	It("SEC-2 a socket that has not joined cannot write", Label(framework.GradeSecurity), func(ctx SpecContext) {
 		observer, _ := f.Joined(ctx, "observer")
 		eve := f.Connect(ctx, "eve")
-		text := f.Text("unjoined-write")
-		eve.Write(ctx, text)
-		// eve joins on the same connection after writing: once the observer
-		// sees that join, the server has processed the write. A server may
-		// instead close eve's connection for the write: then a fresh socket
-		// reads the stored history.
-		_ = eve.Conn().Emit(ctx, "connecting", map[string]any{"username": eve.User})
-		var ev framework.Received
-		if _, ok := observer.TryAwaitJoinOf(ctx, f.Config().StepTimeout, eve); ok {
-			after := f.Text("joined-write")
-			eve.Write(ctx, after)
-			ev = observer.AwaitMessage(ctx, after)
-		} else if ended, _ := eve.Ended(); ended {
-			_, ev = f.Joined(ctx, "checker")
-		} else {
-			f.Failf("observer: expected \"joined\" listing %q after eve wrote unjoined and then joined, but none arrived within %s", eve.User, f.Config().StepTimeout)
-		}
-		f.Verify(ev.Payload.MessageIndex(text) < 0, "a message written before joining is not stored",
-			fmt.Sprintf("it is in the history at index %d", ev.Payload.MessageIndex(text)))
-		for _, e := range observer.Matching(0, -1, "messageWritten") {
-			f.Verify(e.Payload.MessageIndex(text) < 0, "a message written before joining is never broadcast",
-				fmt.Sprintf("observer's messageWritten #%d carries it", e.Index))
-		}
+		unjoinedWriteRefused(ctx, f, observer, eve, eve.User, "a message written before joining")
+
+		page, _ := f.Joined(ctx, "page")
+		observer.AwaitJoinOf(ctx, page)
+		sibling := f.Connect(ctx, "sibling", framework.Beside(page))
+		unjoinedWriteRefused(ctx, f, observer, sibling, page.User,
+			"a message written by a socket that never joined, under the name another socket of its page joined as (the seed's two-io() client, SEED-1),")
 	})
 
 	// SEC-3 (security, SHOULD): an oversized username or message is refused,
@@ -207,3 +195,32 @@ var _ = Describe("Identity and limits (SEC)", SpecPriority(-10), func() {
 			fmt.Sprintf("all %d were accepted and broadcast", len(accepted)))
 	})
 })
+
+// unjoinedWriteRefused has writer, connected but not joined, write under
+// username and checks that the message is neither stored nor broadcast.
+// writer then joins (under its own name) on the same connection: once the
+// observer sees that join, the server has processed the write. A server
+// may instead close writer's connection for the write: then a fresh socket
+// reads the stored history.
+func unjoinedWriteRefused(ctx SpecContext, f *framework.Framework, observer, writer *framework.Client, username, what string) {
+	GinkgoHelper()
+	text := f.Text("unjoined-write")
+	writer.Emit(ctx, "writeMessage", map[string]any{"message": text, "username": username})
+	_ = writer.Conn().Emit(ctx, "connecting", map[string]any{"username": writer.User})
+	var ev framework.Received
+	if _, ok := observer.TryAwaitJoinOf(ctx, f.Config().StepTimeout, writer); ok {
+		after := f.Text("joined-write")
+		writer.Write(ctx, after)
+		ev = observer.AwaitMessage(ctx, after)
+	} else if ended, _ := writer.Ended(); ended {
+		_, ev = f.Joined(ctx, "checker")
+	} else {
+		f.Failf("observer: expected \"joined\" listing %q after %s wrote unjoined and then joined, but none arrived within %s", writer.User, writer.Role, f.Config().StepTimeout)
+	}
+	f.Verify(ev.Payload.MessageIndex(text) < 0, what+" is not stored",
+		fmt.Sprintf("it is in the history at index %d", ev.Payload.MessageIndex(text)))
+	for _, e := range observer.Matching(0, -1, "messageWritten") {
+		f.Verify(e.Payload.MessageIndex(text) < 0, what+" is never broadcast",
+			fmt.Sprintf("observer's messageWritten #%d carries it", e.Index))
+	}
+}

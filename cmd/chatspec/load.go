@@ -50,6 +50,7 @@ Examples:
       --threshold 'fanout.p99<250ms' --threshold 'delivery.loss_ratio<0.001' --report-dir out/
   chatspec load --target http://node1:3000 --target http://node2:3000 --stages 30s:500,2m:500,30s:0
   chatspec load --transport-mix websocket=0.7,polling=0.2,upgrade=0.1 --churn 0.1
+  chatspec load --target http://127.0.0.1:3000 --init-path /api/socket --seed-style   # the seed's two-io() clients
   chatspec load --target http://127.0.0.1:3000 --duration 5m --max-outage 30s \
       --threshold 'outage.max<10s' --threshold 'delivery.lost==0'   # ride out a restart
 
@@ -92,6 +93,7 @@ type loadFlags struct {
 	stopTimeout   time.Duration
 	historyLimit  int
 	maxOutage     time.Duration
+	seedStyle     bool
 
 	plan  loadgen.Plan
 	pacer loadgen.Pacer
@@ -129,6 +131,8 @@ func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 	fs.DurationVar(&l.progressEvery, "progress-interval", 10*time.Second, "with lines: time between two progress lines")
 	fs.DurationVar(&l.stopTimeout, "stop-timeout", 5*time.Second, "after the run (or Ctrl-C), time given to connections to close before they are aborted")
 	fs.DurationVar(&l.maxOutage, "max-outage", 0, "how long a target may refuse connections before the run ends as target_down; 0 ends it at the first outage, more rides out restarts (users reconnect, the outage is reported)")
+	// Seed-style users (issue 16, CONTRACT.md SEED-1).
+	fs.BoolVar(&l.seedStyle, "seed-style", false, "simulate clients written like the seed's useSocket: two connections per user, joining on one and writing every message on the other, which never joins (the embedded reference then runs with --seed-clients)")
 	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -361,6 +365,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			// plan, not the server, sets the message rate.
 			cfg.HistoryLimit = l.historyLimit
 			cfg.Rate = 0
+			cfg.SeedClients = l.seedStyle // seed-style users need it to chat
 		})
 		if err != nil {
 			return notRun(ExitError, loadgen.EndedNotStarted, fmt.Sprintf("starting the embedded reference server: %v", err))
@@ -405,6 +410,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Init:        initFn,
 		StopTimeout: l.stopTimeout,
 		MaxOutage:   l.maxOutage,
+		SeedStyle:   l.seedStyle,
 	})
 	if err != nil {
 		return notRun(ExitUsage, loadgen.EndedNotStarted, err.Error())
@@ -416,6 +422,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metrics := loadgen.NewMetrics(eng.MetricsConfig())
 	fmt.Fprintf(stdout, "chatspec load: run %s, %d users against %s, about %v; messages %s\n",
 		l.runID, len(arrivals), strings.Join(l.target.Targets, ", "), length.Round(time.Second), l.pacer)
+	if l.seedStyle {
+		fmt.Fprintln(stdout, "chatspec load: seed-style users: two connections each, every message written on the one that never joins")
+	}
 	var progress interface{ Stop() }
 	switch progressMode(l.progress, stderr) {
 	case "bars":
@@ -480,6 +489,7 @@ func loadConfigSummary(l *loadFlags, embedded bool, users int) loadgen.ConfigSum
 		Churn:                 l.churn,
 		Transports:            map[string]float64{},
 		MaxOutageSeconds:      l.maxOutage.Seconds(),
+		SeedStyle:             l.seedStyle,
 	}
 	if len(l.plan.Stages) > 0 {
 		c.Stages = loadgen.FormatStages(l.plan.Stages)

@@ -307,3 +307,25 @@ func TestLoadOutageLongerThanMaxOutageExitsThree(t *testing.T) {
 		t.Errorf("ended %v outages %v, want target_down with one open outage", doc["ended"], doc["outages"])
 	}
 }
+
+// TestLoadSeedStyleEmbedded: --seed-style users against the embedded
+// reference (which then runs with --seed-clients) deliver everything, and
+// the summary records the mode.
+func TestLoadSeedStyleEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := runLoadCmd(context.Background(), t, append(quickLoad, "--seed-style", "--report-dir", dir)...)
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	doc := readSummary(t, dir)
+	msgs := doc["messages"].(map[string]any)
+	if msgs["lost"].(float64) != 0 || msgs["delivered"] != msgs["expected_deliveries"] || msgs["sent"].(float64) == 0 {
+		t.Errorf("summary messages %v: want everything owed delivered", msgs)
+	}
+	if cfg := doc["config"].(map[string]any); cfg["seed_style"] != true {
+		t.Errorf("summary config %v: want seed_style true", cfg)
+	}
+	if !strings.Contains(stdout, "seed-style users: two connections each") {
+		t.Errorf("stdout does not say the users are seed-style:\n%s", stdout)
+	}
+}

@@ -35,6 +35,7 @@ Examples:
   chatspec serve --addr :3000 --cors-origin https://chat.example.com --max-conns-per-ip 20
   chatspec serve --transports polling --rate 0 --history-limit 1000
   chatspec serve --ping-interval 5s --ping-timeout 5s --log-format json
+  chatspec serve --seed-clients     # serve the seed's two-connection useSocket hook
 
 A cluster: every node gets the same --redis and --redis-prefix and its own
 --addr (and --node-id, if given). Users, per-username socket counts and the
@@ -90,6 +91,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.cfg.SlowReaderTimeout, "slow-reader-timeout", d.SlowReaderTimeout, "close a connection whose write has not finished after this `long` (0: no limit)")
 	fs.Int64Var(&f.cfg.OutputBudget, "output-budget", d.OutputBudget, "unwritten `bytes` all connections may hold together; over it, those holding the most are closed first (0: no limit)")
 	fs.DurationVar(&f.cfg.RequestBodyTimeout, "body-timeout", d.RequestBodyTimeout, "time a request body (long-polling POST) may take after its headers; later: 408 and the connection closed")
+	// Seed-style clients (issue 16, CONTRACT.md SEED-1): relaxes SEC-2.
+	fs.BoolVar(&f.cfg.SeedClients, "seed-clients", d.SeedClients, "accept writeMessage from a socket that never joined, under a username a joined socket of the same client (address + init-route cookie) holds, as the seed's two-io() client needs; relaxes SEC-2")
 	fs.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a graceful stop may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format` on stderr: text or json")

@@ -285,3 +285,44 @@ func TestServeRedisUnreachableExitsError(t *testing.T) {
 		t.Errorf("stdout = %q, want nothing (it never listened)", stdout.String())
 	}
 }
+
+// TestServeSeedClientsFlag: --seed-clients turns the mode on, which the
+// init route shows by setting the client cookie; without it, no cookie.
+func TestServeSeedClientsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		cookie bool
+	}{{nil, false}, {[]string{"--seed-clients"}, true}} {
+		ctx, cancel := context.WithCancel(t.Context())
+		out := &serveOutput{url: make(chan string, 1)}
+		var stderr bytes.Buffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, tc.args...), out, &stderr)
+		}()
+		var url string
+		select {
+		case url = <-out.url:
+		case code := <-done:
+			t.Fatalf("serve %v exited %d before listening; stderr %q", tc.args, code, stderr.String())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("serve %v printed no URL; stdout %q", tc.args, out.String())
+		}
+		resp, err := http.Get(url + "/api/socket")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := false
+		for _, c := range resp.Cookies() {
+			got = got || c.Name == "chatspec_client"
+		}
+		if got != tc.cookie {
+			t.Errorf("serve %v: init route set the chatspec_client cookie: %v, want %v", tc.args, got, tc.cookie)
+		}
+		cancel()
+		if code := <-done; code != ExitOK {
+			t.Errorf("serve %v exited %d after cancel", tc.args, code)
+		}
+	}
+}

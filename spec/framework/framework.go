@@ -103,6 +103,7 @@ type ConnOption func(*connSettings)
 type connSettings struct {
 	transport sioclient.Transport
 	user      string
+	beside    *Client
 }
 
 // Over makes the client use transport t instead of the run's default.
@@ -113,6 +114,12 @@ func Over(t sioclient.Transport) ConnOption {
 // As makes the client use this username instead of the one for its role.
 func As(username string) ConnOption {
 	return func(s *connSettings) { s.user = username }
+}
+
+// Beside makes the client connect to the same target as c (one page's
+// connections reach one node of a cluster), as the seed's two io() calls do.
+func Beside(c *Client) ConnOption {
+	return func(s *connSettings) { s.beside = c }
 }
 
 // Connect opens a connection for role (without joining) and starts
@@ -128,6 +135,9 @@ func (f *Framework) Connect(ctx context.Context, role string, opts ...ConnOption
 		ginkgo.Fail(err.Error())
 	}
 	idx := int(f.run.dials.Add(1) - 1)
+	if s.beside != nil {
+		idx = s.beside.dialIdx
+	}
 	t := f.run.cfg.Target
 	if err := t.Init(ctx, idx); err != nil {
 		f.dialFailed(role, err)

@@ -17,21 +17,23 @@ import (
 // with gates applied.
 func runLoad(t *testing.T, url string, gates ...string) *loadgen.Summary {
 	t.Helper()
+	return runLoadWith(t, url, nil, gates...)
+}
+
+// runLoadWith is runLoad with the engine's configuration adjusted by tune
+// (users linger for the Window tune leaves).
+func runLoadWith(t *testing.T, url string, tune func(*loadgen.Config), gates ...string) *loadgen.Summary {
+	t.Helper()
 	opts := &target.Options{Targets: []string{url}, Path: "/socket.io/", Namespace: "/", InitPath: "/api/socket", ConnectTimeout: 5 * time.Second}
 	if err := opts.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	const users, window = 16, time.Second
-	arr, err := loadgen.Plan{Users: users, Ramp: 500 * time.Millisecond, Duration: 3 * time.Second, Linger: window}.Arrivals()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := loadgen.New(loadgen.Config{
+	const users = 16
+	cfg := loadgen.Config{
 		RunID:       "node1",
-		Arrivals:    arr,
 		Pacer:       loadgen.PoissonPacer{Mean: 200 * time.Millisecond},
 		MessageSize: 64,
-		Window:      window,
+		Window:      time.Second,
 		JoinTimeout: 5 * time.Second,
 		Transports: []loadgen.TransportShare{
 			{Transport: sioclient.WebSocket, Weight: 2}, {Transport: sioclient.Polling, Weight: 1}, {Transport: sioclient.Upgrade, Weight: 1},
@@ -40,13 +42,22 @@ func runLoad(t *testing.T, url string, gates ...string) *loadgen.Summary {
 		StopTimeout: 3 * time.Second,
 		Dial:        opts.DialOptions,
 		Init:        opts.Init,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	arr, err := loadgen.Plan{Users: users, Ramp: 500 * time.Millisecond, Duration: 3 * time.Second, Linger: cfg.Window}.Arrivals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Arrivals = arr
+	e, err := loadgen.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, loadgen.NewMetrics(loadgen.MetricsConfig{Users: users, Window: window}), false)
+	s := e.Execute(ctx, loadgen.NewMetrics(loadgen.MetricsConfig{Users: users, Window: cfg.Window}), false)
 	var list threshold.List
 	for _, g := range gates {
 		if err := list.Set(g); err != nil {
@@ -91,5 +102,33 @@ func TestLoadCatchesNodeServerLosingMessages(t *testing.T) {
 	}
 	if s.Verdict != "fail" || s.Thresholds[0].OK {
 		t.Errorf("verdict %s, thresholds %+v: want delivery.lost==0 to fail", s.Verdict, s.Thresholds)
+	}
+}
+
+// TestSeedStyleLoadAgainstSeedServer: users written like the seed's
+// useSocket hook (two connections each, every message written on the one
+// that never joins) against the seed's own server (seed.js), which serves
+// them: every delivery owed to the joining connections arrives.
+func TestSeedStyleLoadAgainstSeedServer(t *testing.T) {
+	requireNode(t)
+	srv := startNode(t, "seed.js", "--port", "0")
+	// The seed's server sends the whole, uncapped history to every socket,
+	// the writers included: twice the broadcasts of a one-connection run,
+	// each growing with the history. A slower message rate keeps those
+	// bytes (quadratic in the messages sent) within what a loaded machine
+	// parses in time, and a generous window keeps its delays from reading
+	// as losses.
+	s := runLoadWith(t, srv.URL(), func(c *loadgen.Config) {
+		c.SeedStyle = true
+		c.Pacer = loadgen.PoissonPacer{Mean: 500 * time.Millisecond}
+		c.Window = 3 * time.Second
+	},
+		"connect.errors==0", "join.errors==0", "delivery.lost==0", "delivery.duplicated==0", "delivery.reordered==0")
+	m := s.Messages
+	if s.Ended != loadgen.EndedCompleted || s.Verdict != "pass" {
+		t.Errorf("ended %s (%s), verdict %s: %+v", s.Ended, s.EndedDetail, s.Verdict, s.Thresholds)
+	}
+	if m.Sent == 0 || m.ExpectedDeliveries == 0 || m.Delivered != m.ExpectedDeliveries {
+		t.Errorf("sent %d, delivered %d of %d owed: want everything owed delivered", m.Sent, m.Delivered, m.ExpectedDeliveries)
 	}
 }

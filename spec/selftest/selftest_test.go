@@ -541,6 +541,7 @@ func TestNodeServerPasses(t *testing.T) {
 	r := verify(t.Context(), t, "node-server", srv.URL())
 	record("node-server", nil, r)
 	check(t, expectation{defect: "node-server"}, r)
+	requireFinding(t, r, "SEED-1", "seed-style clients supported: no")
 	if t.Failed() {
 		t.Logf("server output:\n%s", tail(srv.Output()))
 	}
@@ -591,6 +592,7 @@ func TestSeedServerFailsWhereTheContractSays(t *testing.T) {
 	}
 	record("node-seed", e.fail, r)
 	check(t, e, r)
+	requireFinding(t, r, "SEED-1", "seed-style clients supported: yes")
 	if t.Failed() {
 		t.Logf("server output:\n%s", tail(srv.Output()))
 	}
