@@ -1,6 +1,9 @@
 package reports
 
-import "encoding/xml"
+import (
+	"encoding/xml"
+	"io"
+)
 
 // The JUnit XML document that junit.xml holds, for verify and load. Its
 // elements and attributes are the ones CI systems read (the Jenkins/Ant
@@ -68,4 +71,18 @@ type junitFailure struct {
 	Message     string `xml:"message,attr"`
 	Type        string `xml:"type,attr"`
 	Description string `xml:",chardata"`
+}
+
+// writeJUnit writes doc as an indented JUnit XML file, ending in a newline.
+func writeJUnit(w io.Writer, doc junitTestSuites) error {
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
 }

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +13,6 @@ import (
 	"github.com/chatspec/chatspec/loadgen"
 	"github.com/chatspec/chatspec/loadgen/threshold"
 )
-
-var updateLoad = flag.Bool("update-load", false, "rewrite the load report golden files in testdata/")
 
 // loadFixture is a summary with every section filled, as a failing run
 // against a lossy server would produce.
@@ -69,23 +64,6 @@ func loadFixture(t *testing.T) *loadgen.Summary {
 
 func ptr[T any](v T) *T { return &v }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateLoad {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reports/ -update-load to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run with -update-load after checking the change):\n%s", name, firstDiff(string(want), string(got)))
-	}
-}
-
 func firstDiff(want, got string) string {
 	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < len(wl) || i < len(gl); i++ {
@@ -119,7 +97,7 @@ func TestLoadReportsGolden(t *testing.T) {
 			if err := f.write(&b); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, f.name, b.Bytes())
+			checkGolden(t, f.name, b.Bytes())
 		})
 	}
 }

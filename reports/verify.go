@@ -2,7 +2,6 @@ package reports
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
@@ -160,16 +159,7 @@ func WriteVerifyJUnit(w io.Writer, r VerifyReport) error {
 		Tests: suite.Tests, Failures: suite.Failures, Disabled: suite.Skipped,
 		Time: suite.Time, TestSuites: []junitTestSuite{suite},
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return writeJUnit(w, doc)
 }
 
 // VerifyProgressLine renders one finished case for the console's progress

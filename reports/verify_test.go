@@ -4,19 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/chatspec/chatspec/spec"
 )
-
-var updateVerify = flag.Bool("update-verify", false, "rewrite the verify golden files in testdata/")
 
 // sampleVerifyReport has one case of each outcome, and a failure quoting
 // hostile server text, which every renderer must show verbatim or escaped.
@@ -38,24 +31,6 @@ func sampleVerifyReport() VerifyReport {
 	}
 	r.Tally()
 	return r
-}
-
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateVerify {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reports -run Verify -update-verify to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", name, diff)
-	}
 }
 
 func TestVerifyRenderersGolden(t *testing.T) {

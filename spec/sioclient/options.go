@@ -218,6 +218,22 @@ var defaultHTTPClient = func() *http.Client {
 	return &http.Client{Transport: t}
 }()
 
+// HTTPScheme returns the http(s) scheme a server URL with the given scheme
+// is reached at: a Socket.IO server answers ws:// and wss:// URLs at the
+// same endpoint over http:// and https:// (the handshake starts there). ok
+// is false for any other scheme.
+func HTTPScheme(scheme string) (httpScheme string, ok bool) {
+	switch scheme {
+	case "http", "https":
+		return scheme, true
+	case "ws":
+		return "http", true
+	case "wss":
+		return "https", true
+	}
+	return "", false
+}
+
 // baseURL turns opts.URL into the http(s) Engine.IO endpoint with the fixed
 // query (EIO=4 plus the caller's parameters).
 func baseURL(o Options) (*url.URL, error) {
@@ -225,15 +241,11 @@ func baseURL(o Options) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sioclient: bad URL %q: %w", o.URL, err)
 	}
-	switch u.Scheme {
-	case "http", "https":
-	case "ws":
-		u.Scheme = "http"
-	case "wss":
-		u.Scheme = "https"
-	default:
+	scheme, ok := HTTPScheme(u.Scheme)
+	if !ok {
 		return nil, fmt.Errorf("sioclient: URL %q: scheme must be http, https, ws or wss", o.URL)
 	}
+	u.Scheme = scheme
 	if u.Host == "" {
 		return nil, fmt.Errorf("sioclient: URL %q has no host", o.URL)
 	}

@@ -76,15 +76,11 @@ func (o *Options) Validate() error {
 		if err != nil {
 			return fmt.Errorf("--target %q: %w", raw, err)
 		}
-		switch u.Scheme {
-		case "http", "https":
-		case "ws":
-			u.Scheme = "http"
-		case "wss":
-			u.Scheme = "https"
-		default:
+		scheme, ok := sioclient.HTTPScheme(u.Scheme)
+		if !ok {
 			return fmt.Errorf("--target %q: want an http://, https://, ws:// or wss:// URL such as http://127.0.0.1:3000", raw)
 		}
+		u.Scheme = scheme
 		if u.Host == "" {
 			return fmt.Errorf("--target %q: no host; want a URL such as http://127.0.0.1:3000", raw)
 		}
