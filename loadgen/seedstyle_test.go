@@ -90,12 +90,13 @@ func TestSeedStyleDeliversThroughSeedClients(t *testing.T) {
 }
 
 // The same users against a server that enforces SEC-2: every write goes
-// out on a connection that never joined, so nothing is delivered, and the
-// accounting says so as lost messages.
-func TestSeedStyleLostWithoutSeedClients(t *testing.T) {
+// out on a connection that never joined and is refused there, so nothing is
+// delivered and nothing is owed: the accounting says so as refused writes
+// (by code), not as silent loss, and the default gate fails the run.
+func TestSeedStyleRefusedWithoutSeedClients(t *testing.T) {
 	s := runSeedStyle(t, false)
 	m := s.Messages
-	if m.Sent == 0 || m.Delivered != 0 || m.Lost != m.ExpectedDeliveries || m.Lost == 0 {
-		t.Errorf("sent %d, delivered %d, lost %d of %d owed: want every owed delivery lost", m.Sent, m.Delivered, m.Lost, m.ExpectedDeliveries)
+	if m.Sent == 0 || m.Delivered != 0 || m.Lost != 0 || m.Refused != m.Sent || m.RefusedByCode["not_joined"] != m.Sent {
+		t.Errorf("sent %d, delivered %d, lost %d, refused %d (%v): want every write refused as not_joined", m.Sent, m.Delivered, m.Lost, m.Refused, m.RefusedByCode)
 	}
 }
