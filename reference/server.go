@@ -390,11 +390,16 @@ func (s *Server) probeStore(ctx context.Context, d time.Duration) error {
 			// the probe's callers stop waiting long before.
 			pctx, cancel := context.WithTimeout(s.ctx, s.cfg.StoreTimeout)
 			defer cancel()
-			p.err = s.pingStore(pctx)
-			close(p.done)
+			err := s.pingStore(pctx)
+			// Retire the probe before publishing its answer: a request
+			// that arrives after this answer must start a ping of its own,
+			// never share one that began before it (a store frozen since
+			// then would otherwise read as healthy).
 			s.probeMu.Lock()
 			s.probe = nil
 			s.probeMu.Unlock()
+			p.err = err
+			close(p.done)
 		}()
 	}
 	s.probeMu.Unlock()

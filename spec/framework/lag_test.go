@@ -73,7 +73,7 @@ func testClient(t *testing.T, srv *eventServer) (*Client, func() []string) {
 	r := &run{cfg: Config{StepTimeout: time.Second, RunID: "t1"}, ctx: ctx, lag: startLagMonitor(ctx)}
 	var mu sync.Mutex
 	var findings []string
-	f := &Framework{run: r, started: time.Now(), CaseID: "TEST-1", onFinding: func(s string) {
+	f := &Framework{run: r, started: time.Now(), CaseID: "TEST-1", budget: newCaseBudget(), onFinding: func(s string) {
 		mu.Lock()
 		defer mu.Unlock()
 		findings = append(findings, s)
