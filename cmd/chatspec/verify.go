@@ -46,6 +46,8 @@ Examples:
   chatspec verify --target https://chat.example.com --header 'Authorization: Bearer X' --auth '{"token":"abc"}'
   chatspec verify --list --profile all
   chatspec verify --focus 'JOIN|USER-4'
+  chatspec verify --profile all --focus EXPLORE --explore 2m --explore-seed 42
+  chatspec verify --target http://127.0.0.1:3000 --profile all --explore-replay out/explore-seed-42.json
 
 Exit codes: 0 every graded case passed; 1 a case failed; 2 usage error or
 target unreachable (nothing ran); 3 the run ended early (interrupted, or the
@@ -65,6 +67,7 @@ type verifyFlags struct {
 	runTimeout time.Duration
 	maxWait    time.Duration
 	transport  string
+	explore    exploreFlags
 }
 
 func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
@@ -83,6 +86,7 @@ func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
 	fs.DurationVar(&v.runTimeout, "run-timeout", 10*time.Minute, "deadline for the whole run")
 	fs.DurationVar(&v.maxWait, "max-wait", framework.DefaultMaxWait, "longest wait for a server's ping timeout (RECON-2, RECON-3); slower servers get those cases skipped")
 	fs.StringVar(&v.transport, "transport", string(sioclient.WebSocket), "transport of the clients in cases that do not test transports: websocket, polling or upgrade")
+	v.explore.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, verifyUsage)
@@ -115,6 +119,9 @@ func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
 	case sioclient.WebSocket, sioclient.Polling, sioclient.Upgrade:
 	default:
 		return nil, fmt.Errorf("--transport %q: want websocket, polling or upgrade", v.transport)
+	}
+	if err := v.explore.validate(); err != nil {
+		return nil, err
 	}
 	if err := v.target.Validate(); err != nil {
 		return nil, err
@@ -200,17 +207,20 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// command prints its own progress and summary instead.
 	formatter.ColorableStdOut = io.Discard
 	started := time.Now()
-	greport, err := spec.Run(runCtx, cfg, opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-		return ExitError
+	var rep reports.VerifyReport
+	if v.explore.replay == "" { // a replay runs only the exploration
+		greport, err := spec.Run(runCtx, cfg, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
+			return ExitError
+		}
+		selected, err := spec.Selector(opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
+			return ExitError
+		}
+		rep = reports.NewVerifyReport(greport, selected)
 	}
-	selected, err := spec.Selector(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "chatspec verify: %v\n", err)
-		return ExitError
-	}
-	rep := reports.NewVerifyReport(greport, selected)
 	rep.Targets, rep.Embedded, rep.Profile, rep.Focus, rep.RunID = v.target.Targets, embedded, v.profile, v.focus, cfg.RunID
 	if rep.Started.IsZero() {
 		rep.Started = started
@@ -222,6 +232,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		rep.Stopped = "interrupted"
 	case runCtx.Err() != nil:
 		rep.Stopped = fmt.Sprintf("the run took longer than --run-timeout %s", v.runTimeout)
+	}
+	if rep.Stopped == "" && v.explore.wanted(v.profile, v.focus) {
+		c := runExplore(runCtx, &v.explore, &v.target, v.step, v.reportDir, embedded, stdout)
+		fmt.Fprintln(stdout, reports.VerifyProgressLine(c))
+		rep.Cases = append(rep.Cases, c)
 	}
 	rep.Tally()
 	fmt.Fprintln(stdout)
