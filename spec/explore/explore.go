@@ -159,6 +159,15 @@ func shrink(ctx context.Context, r *Runner, hb Heartbeat, f *Finding, budget tim
 	target := f.Violations[0].ID
 	cur := Normalize(f.Shrunk)
 	tried := map[string]bool{}
+	// A violation seen after operation w needs nothing after w: cut there
+	// first (the cheapest, largest step).
+	first := -1
+	for _, v := range f.Violations {
+		if v.ID == target && v.Window >= 0 {
+			first = v.Window
+			break
+		}
+	}
 	test := func(ops []Op) bool {
 		cand := Normalize(Scenario{Seed: cur.Seed, Users: cur.Users, Ops: ops})
 		key := fmt.Sprint(cand.Ops)
@@ -182,6 +191,9 @@ func shrink(ctx context.Context, r *Runner, hb Heartbeat, f *Finding, budget tim
 		f.Minimal, f.Trace = vs, Render(t, vs)
 		progress(fmt.Sprintf("explore: shrunk to %d operations (%s)", len(cur.Ops), target))
 		return true
+	}
+	if first >= 0 && first+1 < len(cur.Ops) {
+		test(cur.Ops[:first+1])
 	}
 	n := 2
 	for len(cur.Ops) >= 2 && time.Since(start) < budget && ctx.Err() == nil {

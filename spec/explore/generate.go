@@ -12,14 +12,14 @@ import (
 // CONTRACT.md compares code points, so each twin is its own username, and
 // a server that normalizes or folds them merges or rewrites them.
 var userTwins = [][2]string{
-	{"caf\u00e9", "cafe\u0301"},                     // é precomposed / e + combining acute
-	{"Alice", "alice"},                              // case
-	{"\u00c5ngstr\u00f6m", "A\u030angstro\u0308m"},  // NFC / NFD
-	{"STRASSE", "stra\u00dfe"},                      // full case folding
-	{"\uac00\ub098", "\u1100\u1161\u1102\u1161"},    // Hangul syllables / jamo
-	{"\u212b-sign", "\u00c5-sign"},                  // Angstrom sign / A-ring (NFC maps one to the other)
-	{"\u0130stanbul", "istanbul"},                   // dotted capital I
-	{"\u01c5emal", "\u01c4EMAL"},                    // titlecase digraph
+	{"caf\u00e9", "cafe\u0301"},                    // é precomposed / e + combining acute
+	{"Alice", "alice"},                             // case
+	{"\u00c5ngstr\u00f6m", "A\u030angstro\u0308m"}, // NFC / NFD
+	{"STRASSE", "stra\u00dfe"},                     // full case folding
+	{"\uac00\ub098", "\u1100\u1161\u1102\u1161"},   // Hangul syllables / jamo
+	{"\u212b-sign", "\u00c5-sign"},                 // Angstrom sign / A-ring (NFC maps one to the other)
+	{"\u0130stanbul", "istanbul"},                  // dotted capital I
+	{"\u01c5emal", "\u01c4EMAL"},                   // titlecase digraph
 	{"\u03a3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2", "\u03c3\u03af\u03c3\u03c5\u03c6\u03bf\u03c3"}, // final sigma
 }
 
@@ -46,14 +46,14 @@ type Shape int
 // The shapes.
 const (
 	ShapeTabs     Shape = iota // a few users with several tabs, joins and leaves of every kind
-	ShapeChatty                // a few sockets, more than 1,000 messages, late joiners
-	ShapeCrowd                 // 35 to 120 sockets, churn
+	ShapeCrowd                 // 35 to 130 sockets, churn
 	ShapeLongPoll              // polling sessions alive beyond 12 s
+	ShapeChatty                // a few sockets, more than 1,000 messages, late joiners
 	numShapes
 )
 
 func (s Shape) String() string {
-	return [...]string{"tabs", "chatty", "crowd", "long-poll"}[s]
+	return [...]string{"tabs", "crowd", "long-poll", "chatty"}[s]
 }
 
 // GenOptions bounds generation by what the server allows.
@@ -220,10 +220,10 @@ func (g *gen) forge() {
 	}
 	own := g.live[c]
 	g.write(c) // identity checks that hold only on a socket's first write
-	switch g.r.IntN(4) {
-	case 0:
+	switch g.r.IntN(5) {
+	case 0, 1:
 		g.add(Op{Kind: OpForge, C: c, User: own, Variant: []string{"upper", "lower", "fold"}[g.r.IntN(3)]})
-	case 1:
+	case 2:
 		if tw, ok := g.twinOf[own]; ok {
 			g.add(Op{Kind: OpForge, C: c, User: tw, Variant: "as-is"})
 			return
@@ -328,8 +328,16 @@ func (g *gen) tabsShape() {
 			g.forge()
 		}
 	}
+	g.forges(3)
 	g.bad()
 	g.writes(5)
+}
+
+// forges adds n forged writes (each after a write of the same socket).
+func (g *gen) forges(n int) {
+	for range n {
+		g.forge()
+	}
 }
 
 func (g *gen) chattyShape() {
@@ -357,11 +365,15 @@ func (g *gen) chattyShape() {
 	}
 	c := g.connect(g.transport())
 	g.join(c, g.freshUser())
+	g.forges(3)
 	g.writes(5)
 }
 
 func (g *gen) crowdShape() {
-	n := 35 + g.r.IntN(86)
+	n := 35 + g.r.IntN(30)
+	if g.r.IntN(4) == 0 {
+		n = 100 + g.r.IntN(30) // at times beyond 100
+	}
 	for range n {
 		c := g.connect(g.transport())
 		if g.r.IntN(5) == 0 {
@@ -381,7 +393,7 @@ func (g *gen) crowdShape() {
 		g.presenceStep()
 		g.writes(2)
 	}
-	g.forge()
+	g.forges(4)
 	g.bad()
 	g.writes(10)
 }
@@ -415,7 +427,7 @@ func (g *gen) longPollShape() {
 			g.presenceStepNoPoll(polls)
 		}
 	}
-	g.forge()
+	g.forges(4)
 	g.writes(6)
 }
 

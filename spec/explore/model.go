@@ -249,14 +249,15 @@ func Check(t *Trace) []Violation {
 }
 
 type model struct {
-	t        *Trace
-	truth    [][]string
-	names    map[string]int // full username -> user index
-	tagRe    *regexp.Regexp
-	writes   map[int]*wref // tag number -> write
+	t      *Trace
+	truth  [][]string
+	names  map[string]int // full username -> user index
+	tagRe  *regexp.Regexp
+	writes map[int]*wref // tag number -> write
 	// echo is when each message was first listed to its sender.
-	echo map[int]time.Time
-	out      []Violation
+	echo  map[int]time.Time
+	out   []Violation
+	perID map[string]int
 	// disturbed is the first window from which presence is no longer
 	// known (a server ended a socket the run did not end).
 	disturbed int
@@ -285,7 +286,18 @@ func newModel(t *Trace) *model {
 	return m
 }
 
+// maxPerID bounds the violations kept per contract ID: one defect repeats
+// in every list, and a report needs a few examples, not all.
+const maxPerID = 5
+
 func (m *model) fail(id string, client, window int, format string, args ...any) {
+	if m.perID == nil {
+		m.perID = map[string]int{}
+	}
+	m.perID[id]++
+	if m.perID[id] > maxPerID {
+		return
+	}
 	m.out = append(m.out, Violation{ID: id, Client: client, Window: window, Detail: fmt.Sprintf(format, args...)})
 }
 
@@ -335,6 +347,22 @@ func (m *model) checkPresence() {
 			users := m.ours(ci, ev)
 			if ev.Window >= m.disturbed {
 				continue
+			}
+			if ev.Name == "connected" && connected == 1 && c.JoinOp >= 0 && c.JoinOp+1 < len(m.truth) {
+				// The joiner's own connected shows the state right after
+				// its join (JOIN-2): itself listed, in join order.
+				want := m.truth[c.JoinOp+1]
+				if !slices.Equal(users, want) {
+					id := "USER-2"
+					if name := t.Scenario.Username(c.User, t.Nonce); !slices.Contains(users, name) {
+						id = "JOIN-2"
+					} else if len(users) != len(want) {
+						id = m.explainList(ev, users, c.JoinOp+1, c.JoinOp+1)
+					}
+					m.fail(id, ci, ev.Window, "connected lists this run's users as %s; right after this join they are %s", quoteList(users), quoteList(want))
+					last = max(last, c.JoinOp+1)
+					continue
+				}
 			}
 			hi := ev.Window + 1
 			j := -1

@@ -175,9 +175,9 @@ func (ru *run) wait(bound time.Duration, cond func() bool) bool {
 		select {
 		case <-ch:
 			// Conditions scan the trace: evaluate them at most every
-			// 20 ms however fast events come, or a burst of events costs
+			// 5 ms however fast events come, or a burst of events costs
 			// quadratic time.
-			sleep(ru.ctx, 20*time.Millisecond-time.Since(now))
+			sleep(ru.ctx, 5*time.Millisecond-time.Since(now))
 		case <-t.C:
 		case <-ru.ctx.Done():
 			t.Stop()
@@ -609,14 +609,17 @@ func (ru *run) leave(i int, op Op) {
 	c.LeftOp = i
 	ru.mu.Unlock()
 	if op.Kind == OpSilence {
-		margin := ru.hb.Sum() + ru.hb.Sum()/2 + time.Second
 		switch {
 		case op.NoWait && joined:
-			ru.zombies[user] = time.Now().Add(margin)
+			// Generous: if the replaced session were still alive when
+			// the username's last socket leaves, the list would differ
+			// from the model's for a correct server.
+			ru.zombies[user] = time.Now().Add(2*ru.hb.Sum() + 2*time.Second)
 		case joined && holders > 1:
 			// Nothing is owed; let the server's timeout pass so that a
-			// server that wrongly removes the username shows it.
-			sleep(ru.ctx, margin)
+			// server that wrongly removes the username shows it (a
+			// shorter wait could only miss a defect, never invent one).
+			sleep(ru.ctx, ru.hb.Sum()+500*time.Millisecond)
 		}
 	}
 	ru.awaitOwed(i, bound)
