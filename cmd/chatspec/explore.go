@@ -60,7 +60,7 @@ func runExplore(ctx context.Context, e *exploreFlags, tgt *target.Options, step 
 	started := time.Now()
 	defer func() { c.DurationMS = time.Since(started).Milliseconds() }()
 	o := explore.Options{
-		Runner:   &explore.Runner{Target: tgt, StepTimeout: step, Pace: 60 * time.Millisecond},
+		Runner:   &explore.Runner{Target: tgt, StepTimeout: step, Pace: 55 * time.Millisecond},
 		Budget:   e.budget,
 		Seed:     e.seed,
 		Progress: func(s string) { fmt.Fprintln(stdout, s) },

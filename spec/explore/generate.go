@@ -341,15 +341,22 @@ func (g *gen) forges(n int) {
 }
 
 func (g *gen) chattyShape() {
-	for range 6 + g.r.IntN(3) {
+	// Few receivers and short texts: every messageWritten carries the
+	// whole (capped) history to every socket, so the cost of a message
+	// grows with both.
+	for range 3 + g.r.IntN(2) {
 		c := g.connect(g.transport())
 		g.join(c, g.freshUser())
 	}
 	g.secondTab()
-	total := 1020 + g.r.IntN(200)
+	total := 1100 + g.r.IntN(150)
 	for written := 0; written < total; {
-		n := 100 + g.r.IntN(200)
-		g.writes(n)
+		n := 150 + g.r.IntN(200)
+		for range n {
+			if c, ok := g.anyLive(); ok {
+				g.add(Op{Kind: OpWrite, C: c, Text: textPieces[g.r.IntN(len(textPieces))]})
+			}
+		}
 		written += n
 		switch g.r.IntN(3) {
 		case 0:

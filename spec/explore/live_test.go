@@ -42,7 +42,7 @@ func TestReferencePassesExploration(t *testing.T) {
 	}
 	tgt := startReference(t)
 	res, err := explore.Explore(t.Context(), explore.Options{
-		Runner:   &explore.Runner{Target: tgt, StepTimeout: 3 * time.Second, Pace: 60 * time.Millisecond},
+		Runner:   &explore.Runner{Target: tgt, StepTimeout: 3 * time.Second, Pace: 55 * time.Millisecond},
 		Budget:   15 * time.Second,
 		Seed:     1,
 		Progress: func(s string) { t.Log(s) },

@@ -187,7 +187,10 @@ func (ru *run) wait(bound time.Duration, cond func() bool) bool {
 	}
 }
 
-func (ru *run) bound() time.Duration { return max(ru.r.StepTimeout, 2*time.Second) }
+// bound is the base wait for an event that must come: twice the step
+// timeout (at least 5 s), since a wait that ends too early on a loaded
+// machine would blame the server for the harness.
+func (ru *run) bound() time.Duration { return max(2*ru.r.StepTimeout, 5*time.Second) }
 
 func (ru *run) do(i int, op Op) {
 	t := ru.trace

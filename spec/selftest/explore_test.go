@@ -68,7 +68,7 @@ func brokenTarget(t *testing.T, d brokenserver.Defect) *target.Options {
 }
 
 func newExploreRunner(tgt *target.Options) *explore.Runner {
-	return &explore.Runner{Target: tgt, StepTimeout: 3 * time.Second, Pace: 60 * time.Millisecond}
+	return &explore.Runner{Target: tgt, StepTimeout: 3 * time.Second, Pace: 55 * time.Millisecond}
 }
 
 // TestExploreFindsDefects: each defect fails exploration for its contract
@@ -163,3 +163,82 @@ func recordExplore(line string) {
 }
 
 var exploreMu sync.Mutex
+
+// exploreNodeVariants are variants.js servers (correct, each leaving one
+// §8 freedom taken) that exploration must pass, with the reason the model
+// must allow each.
+var exploreNodeVariants = []string{
+	"plain",             // server.js's rules
+	"extra-fields",      // PAY-2
+	"rooms",             // JOIN-4/MSG-1: unjoined sockets get nothing
+	"acks",              // acks with payloads of their own (§8)
+	"no-acks",           // refusals as an event only
+	"ack-errors",        // refusals through the ack only
+	"chatty-disconnect", // disconnected on every disconnect (USER-4/5)
+	"cap-50",            // the smallest legal cap
+	"broadcast-first",   // others hear before the sender
+	"slow-store",        // 20 ms per store operation
+	"system-messages",   // other entries in history
+	"extra-events",      // events the contract does not name
+	"small-limits",      // 32/280 limits: refusals of long names and texts
+	"rate-10",           // a rate limit near SEC-5's floor
+	"recovery",          // offsets after every payload
+	"separate-emits",    // the seed's two emits
+	"rewrite-username",  // SEC-1 by rewriting
+}
+
+// TestExploreNodeServersPass: the Node server and its variants pass
+// exploration (CHATSPEC_EXPLORE_SEEDS seeds each, default 1 here).
+func TestExploreNodeServersPass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Node; skipped with -short")
+	}
+	t.Parallel()
+	seeds := envInt("CHATSPEC_EXPLORE_SEEDS", 1)
+	servers := append([]string{"server.js"}, exploreNodeVariants...)
+	if v := os.Getenv("CHATSPEC_EXPLORE_NODE"); v != "" {
+		servers = strings.Split(v, ",")
+	}
+	for _, name := range servers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			heartbeat := []string{"--port", "0", "--ping-interval", "1000", "--ping-timeout", "1000"}
+			var srvURL string
+			if name == "server.js" {
+				srv := startNode(t, "server.js", heartbeat...)
+				srvURL = srv.URL()
+				defer logOnFail(t, srv.Output)
+			} else {
+				srv := startNode(t, "variants.js", append([]string{"--variant", name}, heartbeat...)...)
+				srvURL = srv.URL()
+				defer logOnFail(t, srv.Output)
+			}
+			tgt := &target.Options{Targets: []string{srvURL}, Path: "/socket.io/", Namespace: "/", InitPath: "/api/socket", ConnectTimeout: 5 * time.Second}
+			if err := tgt.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range seeds {
+				seed := int64(200 + 5*i)
+				res, err := explore.Explore(t.Context(), explore.Options{
+					Runner: newExploreRunner(tgt), Budget: exploreBudget(15 * time.Second), Seed: seed,
+					Progress: func(s string) { t.Log(s) },
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Finding != nil {
+					t.Fatalf("seed %d: %s failed exploration (%v):\n%s", seed, name, res.Finding.IDs, res.Finding.Trace)
+				}
+				recordExplore(fmt.Sprintf("node %s seed %d: passed %d scenarios (%d sockets, %d writes)", name, seed, res.Scenarios, res.Sockets, res.Writes))
+			}
+		})
+	}
+}
+
+func logOnFail(t *testing.T, output func() string) {
+	if t.Failed() {
+		t.Logf("server output:\n%s", tail(output()))
+	}
+}

@@ -95,13 +95,12 @@ type session struct {
 	tokens float64 // rate-limit bucket (SEC-4)
 	filled time.Time
 
-	written int // accepted writeMessage from this socket (ReordersMessages)
+	written int    // accepted writeMessage from this socket (ReordersMessages)
 	reason  string // why the socket disconnected (PingTimeoutRemovesUser)
 }
 
 // staleRoom holds StalePollingSessions' sockets that no longer get messages.
 const staleRoom socket.Room = "stale"
-
 
 // chat is one server's shared state. Every emit happens under mu, so that
 // every socket receives the events in the one order in which the state
