@@ -107,6 +107,15 @@ func runExplore(ctx context.Context, e *exploreFlags, tgt *target.Options, step 
 			for _, u := range tgt.Targets {
 				targetArgs += " --target " + u
 			}
+			if tgt.InitPath != "" {
+				targetArgs += " --init-path " + tgt.InitPath
+			}
+			if tgt.Path != "/socket.io/" {
+				targetArgs += " --path " + tgt.Path
+			}
+			if tgt.Namespace != "/" {
+				targetArgs += " --namespace " + tgt.Namespace
+			}
 		}
 		fmt.Fprintf(&b, "replay: chatspec verify%s --profile all --explore-replay %s\n", targetArgs, path)
 		fmt.Fprintf(&b, "or regenerate the unshrunk scenario: chatspec verify%s --profile all --focus EXPLORE --explore-seed %d --explore 1s\n", targetArgs, f.Seed)

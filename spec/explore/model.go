@@ -309,7 +309,7 @@ func (m *model) ours(ci int, ev *Event) []string {
 	for _, u := range ev.Users {
 		if _, ok := m.names[u]; !ok {
 			if m.tagRe.MatchString(u) {
-				m.fail("PAY-3", ci, ev.Window, "%s lists %q, a username of this run rewritten (no socket joined with exactly that string)", ev.Name, u)
+				m.fail("PAY-3", ci, ev.Window, "%s lists %s, a username of this run rewritten (no socket joined with exactly that string)", ev.Name, strconv.QuoteToASCII(u))
 			}
 			continue
 		}
@@ -640,7 +640,7 @@ func (m *model) entry(ci int, ev *Event, e Msg) (int, bool) {
 	case w.w.Forge && e.Username == w.w.Claim:
 		m.fail("SEC-1", ci, ev.Window, "message w%d is attributed to %q, which its socket (joined as %q) does not hold", id, e.Username, own)
 	case strings.EqualFold(e.Username, own) || m.tagRe.FindString(e.Username) == m.tagRe.FindString(own):
-		m.fail("PAY-3", ci, ev.Window, "message w%d's username came back rewritten: sent %q, got %q", id, own, e.Username)
+		m.fail("PAY-3", ci, ev.Window, "message w%d's username came back rewritten: sent %s, got %s", id, strconv.QuoteToASCII(own), strconv.QuoteToASCII(e.Username))
 	default:
 		m.fail("MSG-2", ci, ev.Window, "message w%d is attributed to %q, not its sender %q", id, e.Username, own)
 	}
@@ -828,9 +828,11 @@ func clipS(s string) string {
 	return s
 }
 
+// clipQ quotes s with every non-ASCII code point escaped, so that two
+// texts that differ only in normalization look different in a report.
 func clipQ(s string) string {
 	if len(s) > 80 {
-		return fmt.Sprintf("%q… (%d bytes)", clipS(s), len(s))
+		return fmt.Sprintf("%s… (%d bytes)", strconv.QuoteToASCII(clipS(s)), len(s))
 	}
-	return strconv.Quote(s)
+	return strconv.QuoteToASCII(s)
 }

@@ -114,8 +114,8 @@ func TestExploreFindsDefects(t *testing.T) {
 			recordExplore(fmt.Sprintf("%-28s found %-22s in %5.1fs (seed %d, %s), shrunk %4d -> %3d ops",
 				e.defect, strings.Join(f.IDs, ","), res.FirstFailure.Seconds(), f.Seed, f.Shape, f.OriginalOps, len(f.Shrunk.Ops)))
 
-			// The reproduction replays to the same contract ID.
-			target := f.Minimal[0].ID
+			// The reproduction replays to the ID it was shrunk for.
+			target := f.Violations[0].ID
 			replay, err := explore.Explore(t.Context(), explore.Options{Runner: r, Replay: &f.Shrunk, Attempts: 3})
 			if err != nil {
 				t.Fatal(err)
