@@ -255,9 +255,10 @@ type model struct {
 	tagRe  *regexp.Regexp
 	writes map[int]*wref // tag number -> write
 	// echo is when each message was first listed to its sender.
-	echo  map[int]time.Time
-	out   []Violation
-	perID map[string]int
+	echo    map[int]time.Time
+	echoWin map[int]int // the window in which the sender first saw it
+	out     []Violation
+	perID   map[string]int
 	// disturbed is the first window from which presence is no longer
 	// known (a server ended a socket the run did not end).
 	disturbed int
@@ -269,7 +270,7 @@ type wref struct {
 }
 
 func newModel(t *Trace) *model {
-	m := &model{t: t, truth: truths(t), names: map[string]int{}, writes: map[int]*wref{}, echo: map[int]time.Time{}, disturbed: len(t.Scenario.Ops) + 1}
+	m := &model{t: t, truth: truths(t), names: map[string]int{}, writes: map[int]*wref{}, echo: map[int]time.Time{}, echoWin: map[int]int{}, disturbed: len(t.Scenario.Ops) + 1}
 	for u := range t.Scenario.Users {
 		m.names[t.Scenario.Username(u, t.Nonce)] = u
 	}
@@ -395,13 +396,15 @@ func (m *model) checkPresence() {
 			// The owed event is the first of its name after the operation
 			// started; a loaded harness may read it only in a later
 			// window, which proves nothing against the server.
+			// Other events of the same name may come first (a server may
+			// send disconnected for every socket that leaves, USER-5):
+			// any one that shows the state right after the operation is
+			// the owed one.
 			found := false
 			for _, ev := range t.Clients[o.Client].Events {
-				if ev.Name == o.Name && ev.Window >= i && ev.Malformed == "" {
-					found = slices.Equal(m.oursQuiet(ev.Users), o.Users)
-					if found || ev.Window == i {
-						break
-					}
+				if ev.Name == o.Name && ev.Window >= i && ev.Malformed == "" && slices.Equal(m.oursQuiet(ev.Users), o.Users) {
+					found = true
+					break
 				}
 			}
 			if found {
@@ -663,6 +666,7 @@ func (m *model) checkCausal(order []int, pos map[int]int) {
 				if id, ok := tagID(t.Nonce, e.Message); ok {
 					if _, seen := echo[id]; !seen && mine[id] {
 						echo[id] = ev.At
+						m.echoWin[id] = ev.Window
 					}
 				}
 			}
@@ -774,6 +778,9 @@ func (m *model) checkDelivery(lists []listRef, pos map[int]int) {
 			}
 			owed := wr.w.Sent.After(connectedAt) || p > connLast
 			if owed && lastByID[id] == 0 {
+				if !anywhere[id] && !m.barrier(ci, id, p, pos) {
+					continue // nothing proves the server sent anything after it: a slow harness, not a verdict
+				}
 				if anywhere[id] {
 					m.fail("MSG-2", ci, -1, "w%d reached this socket, but never as the last entry of a messageWritten", id)
 				} else {
@@ -810,6 +817,31 @@ func (m *model) checkDelivery(lists []listRef, pos map[int]int) {
 			}
 		}
 	}
+}
+
+// barrier reports whether socket ci received something the server can only
+// have sent after message id was in history: a list holding a later message,
+// or the state right after a presence change that started once id's sender
+// had seen it (CONTRACT.md §9: "does not receive" needs a barrier).
+func (m *model) barrier(ci, id, p int, pos map[int]int) bool {
+	win, ok := m.echoWin[id]
+	for _, ev := range m.t.Clients[ci].Events {
+		for _, e := range ev.Msgs {
+			if x, ok := tagID(m.t.Nonce, e.Message); ok {
+				if q, ok := pos[x]; ok && q > p {
+					return true
+				}
+			}
+		}
+		if !ok || ev.Window <= win || ev.Window+1 >= len(m.truth) || (ev.Name != "joined" && ev.Name != "disconnected") {
+			continue
+		}
+		j := ev.Window + 1
+		if !slices.Equal(m.truth[j], m.truth[j-1]) && slices.Equal(m.oursQuiet(ev.Users), m.truth[j]) {
+			return true
+		}
+	}
+	return false
 }
 
 func isChatEvent(name string) bool {
