@@ -120,7 +120,15 @@ func (r *Runner) Run(ctx context.Context, s Scenario, hb Heartbeat) (*Trace, err
 		if debug && op.Kind != OpWrite {
 			fmt.Printf("%6.2fs op %d %s\n", time.Since(t0).Seconds(), i, s.Describe(op))
 		}
-		ru.do(i, op)
+		if !ru.do(i, op) {
+			// An event the contract requires never came: the verdict is
+			// certain, and every later wait would only repeat it. Fail
+			// fast: skip the rest.
+			for k := i + 1; k < len(s.Ops); k++ {
+				t.Skipped[k] = true
+			}
+			break
+		}
 	}
 	if debug {
 		fmt.Printf("%6.2fs settle\n", time.Since(t0).Seconds())
@@ -192,11 +200,13 @@ func (ru *run) wait(bound time.Duration, cond func() bool) bool {
 // machine would blame the server for the harness.
 func (ru *run) bound() time.Duration { return max(2*ru.r.StepTimeout, 5*time.Second) }
 
-func (ru *run) do(i int, op Op) {
+// do performs operation i; it reports false when an event the operation
+// owes never came.
+func (ru *run) do(i int, op Op) bool {
 	t := ru.trace
 	if op.Kind != OpPause && op.Kind != OpConnect && (op.C >= len(ru.conns) || ru.conns[op.C] == nil) {
 		t.Skipped[i] = true
-		return
+		return true
 	}
 	switch op.Kind {
 	case OpPause:
@@ -206,7 +216,7 @@ func (ru *run) do(i int, op Op) {
 		ru.window.Store(int64(i))
 		ru.connect(i, op)
 	case OpJoin:
-		ru.join(i, op)
+		return ru.join(i, op)
 	case OpWrite, OpForge:
 		ru.window.Store(int64(i))
 		ru.mu.Lock()
@@ -218,18 +228,19 @@ func (ru *run) do(i int, op Op) {
 			claim = variantOf(t.Scenario.Username(op.User, t.Nonce), op.Variant)
 			if claim == t.Scenario.Username(c.User, t.Nonce) {
 				t.Skipped[i] = true // the variant is its own name: not a forgery
-				return
+				return true
 			}
 			req.forge = true
 		}
 		req.claim = claim
 		ru.enqueue(op.C, req)
 	case OpClose, OpDrop, OpSilence:
-		ru.leave(i, op)
+		return ru.leave(i, op)
 	case OpBad:
 		ru.window.Store(int64(i))
 		ru.bad(i, op)
 	}
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -365,7 +376,7 @@ func (ru *run) decode(ev *Event, sev sioclient.Event) {
 	}
 }
 
-func (ru *run) join(i int, op Op) {
+func (ru *run) join(i int, op Op) bool {
 	t := ru.trace
 	ci := op.C
 	name := t.Scenario.Username(op.User, t.Nonce)
@@ -376,7 +387,7 @@ func (ru *run) join(i int, op Op) {
 	ru.mu.Unlock()
 	ru.window.Store(int64(i))
 	if err := ru.conns[ci].Emit(ru.ctx, "connecting", map[string]string{"username": name}); err != nil {
-		return // the connection ended: recorded as Ended
+		return true // the connection ended: recorded as Ended
 	}
 	refusedAt := -1
 	ok := ru.wait(ru.bound(), func() bool {
@@ -397,20 +408,24 @@ func (ru *run) join(i int, op Op) {
 	case refusedAt >= 0:
 		c.Join = JoinRefused
 	}
+	ended := c.Ended != ""
 	ru.mu.Unlock()
-	ru.awaitOwed(i, ru.bound())
+	if !ok && refusedAt < 0 && !ended {
+		return false // JOIN-1: neither connected nor a refusal
+	}
+	return ru.awaitOwed(i, ru.bound())
 }
 
 // awaitOwed waits for the events operation i owes.
-func (ru *run) awaitOwed(i int, bound time.Duration) {
+func (ru *run) awaitOwed(i int, bound time.Duration) bool {
 	ru.mu.Lock()
 	owed := OwedBy(ru.trace, i)
 	ru.mu.Unlock()
 	if len(owed) == 0 {
-		return
+		return true
 	}
 	m := newModelQuiet(ru.trace)
-	ru.wait(bound, func() bool {
+	return ru.wait(bound, func() bool {
 		for _, o := range owed {
 			c := &ru.trace.Clients[o.Client]
 			if c.Ended != "" {
@@ -571,7 +586,7 @@ func tagID(nonce, text string) (int, bool) {
 	return n, true
 }
 
-func (ru *run) leave(i int, op Op) {
+func (ru *run) leave(i int, op Op) bool {
 	t := ru.trace
 	ci := op.C
 	ru.drain(ci)
@@ -625,7 +640,7 @@ func (ru *run) leave(i int, op Op) {
 			sleep(ru.ctx, ru.hb.Sum()+500*time.Millisecond)
 		}
 	}
-	ru.awaitOwed(i, bound)
+	return ru.awaitOwed(i, bound)
 }
 
 // bad sends one kind of bad input on an unjoined socket (ROB-2: no state
