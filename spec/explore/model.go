@@ -782,7 +782,7 @@ func (m *model) checkDelivery(lists []listRef, pos map[int]int) {
 					continue // nothing proves the server sent anything after it: a slow harness, not a verdict
 				}
 				if anywhere[id] {
-					m.fail("MSG-2", ci, -1, "w%d reached this socket, but never as the last entry of a messageWritten", id)
+					m.fail("MSG-1", ci, -1, "no messageWritten ended with w%d: it reached this socket only inside later lists", id)
 				} else {
 					m.fail("MSG-1", ci, -1, "no messageWritten for w%d, which other sockets received", id)
 				}
