@@ -45,6 +45,8 @@ Examples:
   chatspec verify --target https://chat.example.com --header 'Authorization: Bearer X' --auth '{"token":"abc"}'
   chatspec verify --list --profile all
   chatspec verify --focus 'JOIN|USER-4'
+  chatspec verify --profile all --focus EXPLORE --explore 2m --explore-seed 42
+  chatspec verify --target http://127.0.0.1:3000 --profile all --explore-replay out/explore-seed-42.json
 
 Exit codes: 0 every graded case passed; 1 a case failed (a target that died
 from a case's bad input failed that case); 2 usage error or target
@@ -68,6 +70,7 @@ type verifyFlags struct {
 	runTimeout time.Duration
 	maxWait    time.Duration
 	transport  string
+	explore    exploreFlags
 }
 
 func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
@@ -86,6 +89,7 @@ func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
 	fs.DurationVar(&v.runTimeout, "run-timeout", 10*time.Minute, "deadline for the whole run")
 	fs.DurationVar(&v.maxWait, "max-wait", framework.DefaultMaxWait, "longest wait for a server's ping timeout (RECON-2, RECON-3); slower servers get those cases skipped")
 	fs.StringVar(&v.transport, "transport", string(framework.TransportAuto), "transport of the clients in cases that do not test transports: auto (websocket when a direct WebSocket connection works, else polling), websocket, polling or upgrade")
+	v.explore.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, verifyUsage)
@@ -118,6 +122,9 @@ func parseVerifyFlags(args []string, stdout io.Writer) (*verifyFlags, error) {
 	case framework.TransportAuto, sioclient.WebSocket, sioclient.Polling, sioclient.Upgrade:
 	default:
 		return nil, fmt.Errorf("--transport %q: want auto, websocket, polling or upgrade", v.transport)
+	}
+	if err := v.explore.validate(); err != nil {
+		return nil, err
 	}
 	if err := v.target.Validate(); err != nil {
 		return nil, err
@@ -200,11 +207,28 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(stdout, "chatspec verify: profile %s against %s (run %s, per-event timeout %s)\n",
 		v.profile, strings.Join(v.target.Targets, ", "), cfg.RunID, v.step)
 	opts.OnCase = out.caseDone
-	res, err := spec.Run(runCtx, cfg, opts)
-	if err != nil {
-		return out.nothingRan(ExitError, err.Error())
+	var res spec.Result
+	if v.explore.replay == "" { // a replay runs only the exploration
+		var err error
+		if res, err = spec.Run(runCtx, cfg, opts); err != nil {
+			return out.nothingRan(ExitError, err.Error())
+		}
 	}
-	rep := out.report(reports.NewVerifyReport(res))
+	rep := reports.NewVerifyReport(res)
+	if res.Stop.Kind == spec.NotStopped && v.explore.wanted(v.profile, v.focus) {
+		c := runExplore(runCtx, &v.explore, &v.target, v.step, v.reportDir, embedded, stdout)
+		out.exploreDone(c)
+		rep.Cases = append(rep.Cases, c)
+		switch {
+		case ctx.Err() != nil:
+			res.Stop = spec.Stop{Kind: spec.StopInterrupted, Reason: "interrupted"}
+			rep.Stopped = res.Stop.Reason
+		case runCtx.Err() != nil:
+			res.Stop = spec.Stop{Kind: spec.StopRunTimeout, Reason: fmt.Sprintf("the run took longer than --run-timeout %s", v.runTimeout)}
+			rep.Stopped = res.Stop.Reason
+		}
+	}
+	rep = out.report(rep)
 	fmt.Fprintln(stdout)
 	if err := reports.WriteVerifyConsole(stdout, rep); err != nil {
 		fmt.Fprintf(stderr, "chatspec verify: writing the summary: %v\n", err)
@@ -249,6 +273,14 @@ func (o *verifyOutput) caseDone(c spec.CaseResult) {
 	o.done = append(o.done, vc)
 	o.mu.Unlock()
 	fmt.Fprintln(o.stdout, reports.VerifyProgressLine(vc))
+}
+
+// exploreDone prints the exploration's case and keeps it for the last words.
+func (o *verifyOutput) exploreDone(c reports.VerifyCase) {
+	o.mu.Lock()
+	o.done = append(o.done, c)
+	o.mu.Unlock()
+	fmt.Fprintln(o.stdout, reports.VerifyProgressLine(c))
 }
 
 // report fills in what the suite does not know.

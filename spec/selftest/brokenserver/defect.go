@@ -120,6 +120,53 @@ const (
 	// EscapesHTML HTML-escapes message text before storing it ("to prevent
 	// XSS"): fails PAY-3.
 	EscapesHTML Defect = "escapes-html"
+
+	// The defects below show only in shapes the fixed cases never take;
+	// exploration (spec/explore) must find each (issue 10).
+
+	// FirstUserUnlisted builds connected's list before adding the joiner
+	// when the server has no users ("nobody to show yet"): only the first
+	// user of an empty server misses itself: fails JOIN-2.
+	FirstUserUnlisted Defect = "first-user-unlisted"
+	// TabCountNotIncremented sets a username's socket count to 1 on every
+	// join instead of adding one, so with two tabs the first close removes
+	// the user: fails USER-4, only with a second tab.
+	TabCountNotIncremented Defect = "tab-count-not-incremented"
+	// PingTimeoutRemovesUser removes the username when a session times out
+	// (a silent drop), whatever other sockets hold it: fails USER-4 only
+	// after a silent drop.
+	PingTimeoutRemovesUser Defect = "ping-timeout-removes-user"
+	// ShortConnectedHistory sends connected with the newest 60 messages
+	// while messageWritten carries up to 200: each cap alone is legal, two
+	// caps are not: fails HIST-4.
+	ShortConnectedHistory Defect = "short-connected-history"
+	// NormalizesText stores message texts in Unicode NFC: fails PAY-3 for
+	// texts the fixed corpus never has in NFD.
+	NormalizesText Defect = "normalizes-text"
+	// NormalizesUsernames stores usernames in NFC: fails PAY-3 (and the
+	// presence cases) for usernames with combining marks.
+	NormalizesUsernames Defect = "normalizes-usernames"
+	// DropsLongAcked acks messages longer than 1,000 bytes as accepted and
+	// drops them: fails HIST-2.
+	DropsLongAcked Defect = "drops-long-acked"
+	// IdentityFirstWriteOnly checks writeMessage's username only on a
+	// socket's first write: fails SEC-1.
+	IdentityFirstWriteOnly Defect = "identity-first-write-only"
+	// IdentityFoldsCase accepts a writeMessage whose username equals the
+	// socket's own up to case, and stores the spelling it was sent with:
+	// fails SEC-1.
+	IdentityFoldsCase Defect = "identity-folds-case"
+	// ListPageOf30 lists at most the first 30 users ("one page"): fails
+	// JOIN-2/JOIN-3 only beyond 30 users.
+	ListPageOf30 Defect = "list-page-of-30"
+	// BroadcastStopsAfter1000 stops broadcasting messageWritten to the
+	// other sockets once 1,000 messages were written (a counter used as a
+	// buffer index): fails MSG-1 only beyond 1,000 messages.
+	BroadcastStopsAfter1000 Defect = "broadcast-stops-after-1000"
+	// StalePollingSessions stops sending messageWritten to sockets that
+	// have been on long-polling for more than 10 s: fails MSG-1 only with
+	// a long-lived polling session.
+	StalePollingSessions Defect = "stale-polling-sessions"
 )
 
 // Defects returns every Defect, SeedCorrect first, in a fixed order.
@@ -136,6 +183,10 @@ func Defects() []Defect {
 		CrashOnBadInput, NoTypeChecks, SilentRefusal,
 		Impersonation, WriteBeforeJoin, NoSizeCap, NoRateLimit,
 		NullEmptyLists, EscapesHTML,
+		FirstUserUnlisted, TabCountNotIncremented, PingTimeoutRemovesUser,
+		ShortConnectedHistory, NormalizesText, NormalizesUsernames, DropsLongAcked,
+		IdentityFirstWriteOnly, IdentityFoldsCase,
+		ListPageOf30, BroadcastStopsAfter1000, StalePollingSessions,
 	}
 }
 

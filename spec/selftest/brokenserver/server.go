@@ -21,11 +21,13 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits of the SeedCorrect server; defects that are not about a limit keep
@@ -93,8 +95,12 @@ type session struct {
 	tokens float64 // rate-limit bucket (SEC-4)
 	filled time.Time
 
-	written int // accepted writeMessage from this socket (ReordersMessages)
+	written int    // accepted writeMessage from this socket (ReordersMessages)
+	reason  string // why the socket disconnected (PingTimeoutRemovesUser)
 }
+
+// staleRoom holds StalePollingSessions' sockets that no longer get messages.
+const staleRoom socket.Room = "stale"
 
 // chat is one server's shared state. Every emit happens under mu, so that
 // every socket receives the events in the one order in which the state
@@ -207,7 +213,18 @@ func (c *chat) onConnection(s *socket.Socket) {
 	sess := &session{tokens: RateBurst, filled: time.Now()}
 	_ = s.On("connecting", func(args ...any) { c.onConnecting(s, sess, args) })
 	_ = s.On("writeMessage", func(args ...any) { c.onWriteMessage(s, sess, args) })
-	_ = s.On("disconnect", func(...any) { c.onDisconnect(s, sess) })
+	_ = s.On("disconnect", func(args ...any) {
+		reason, _ := firstString(args)
+		sess.reason = reason
+		c.onDisconnect(s, sess)
+	})
+	if c.defect == StalePollingSessions {
+		time.AfterFunc(10*time.Second, func() {
+			if s.Connected() && s.Conn().Transport().Name() == "polling" {
+				s.Join(staleRoom)
+			}
+		})
+	}
 	s.OnAny(func(args ...any) {
 		name, _ := firstString(args)
 		if name == "connecting" || name == "writeMessage" {
@@ -249,6 +266,9 @@ func (c *chat) onConnecting(s *socket.Socket, sess *session, args []any) {
 		}
 		username = name
 	}
+	if c.defect == NormalizesUsernames {
+		username = norm.NFC.String(username)
+	}
 	if username == "" {
 		c.refuse(s, ack, "connecting", codeInvalidUsername, "username must not be empty")
 		return
@@ -281,12 +301,21 @@ func (c *chat) onConnecting(s *socket.Socket, sess *session, args []any) {
 		c.order = append(c.order, username)
 	}
 	c.holders[username]++
+	if c.defect == TabCountNotIncremented {
+		c.holders[username] = 1
+	}
 	if c.defect == ResetHistoryOnJoin {
 		c.history = nil
 	}
 
 	users := c.usersLocked()
+	if c.defect == FirstUserUnlisted && len(before) == 0 {
+		users = before
+	}
 	history := c.historyLocked()
+	if c.defect == ShortConnectedHistory && len(history) > 60 {
+		history = history[len(history)-60:]
+	}
 	if c.defect == ReversedHistoryOnJoin {
 		slices.Reverse(history)
 	}
@@ -354,6 +383,10 @@ func (c *chat) onWriteMessage(s *socket.Socket, sess *session, args []any) {
 		return
 	case claimed != sess.username && c.defect == Impersonation:
 		author = claimed
+	case claimed != sess.username && c.defect == IdentityFirstWriteOnly && sess.written > 0:
+		author = claimed
+	case claimed != sess.username && c.defect == IdentityFoldsCase && strings.EqualFold(claimed, sess.username):
+		author = claimed
 	case claimed != sess.username:
 		c.refuseLocked(s, ack, "writeMessage", codeUsernameMismatch,
 			fmt.Sprintf("this socket joined as %q", sess.username))
@@ -371,8 +404,15 @@ func (c *chat) onWriteMessage(s *socket.Socket, sess *session, args []any) {
 		ackOK(ack) // the sender believes it was accepted
 		return
 	}
+	if c.defect == DropsLongAcked && len(text) > 1000 {
+		ackOK(ack)
+		return
+	}
 	if c.defect == EscapesHTML {
 		text = html.EscapeString(text)
+	}
+	if c.defect == NormalizesText {
+		text = norm.NFC.String(text)
 	}
 	m := message{Username: author, Message: text}
 	if c.defect == SwappedFields {
@@ -396,10 +436,17 @@ func (c *chat) onWriteMessage(s *socket.Socket, sess *session, args []any) {
 		list = []message{m}
 	}
 	written := map[string]any{"messagesList": list}
-	if c.defect != SenderNotEchoed {
+	switch {
+	case c.defect == StalePollingSessions:
+		_ = c.io.Except(staleRoom).Emit("messageWritten", written)
+	case c.defect == BroadcastStopsAfter1000 && c.written > 1000:
 		_ = s.Emit("messageWritten", written)
+	default:
+		if c.defect != SenderNotEchoed {
+			_ = s.Emit("messageWritten", written)
+		}
+		_ = s.Broadcast().Emit("messageWritten", written)
 	}
-	_ = s.Broadcast().Emit("messageWritten", written)
 	ackOK(ack)
 }
 
@@ -425,6 +472,9 @@ func (c *chat) onDisconnect(s *socket.Socket, sess *session) {
 	}
 	before := c.usersLocked()
 	c.holders[sess.username]--
+	if c.defect == PingTimeoutRemovesUser && sess.reason == "ping timeout" {
+		c.holders[sess.username] = 0
+	}
 	if c.defect == NoDedup {
 		if i := slices.Index(c.order, sess.username); i >= 0 {
 			c.order = slices.Delete(c.order, i, i+1)
@@ -465,6 +515,9 @@ func (c *chat) usersLocked() []user {
 	for _, name := range names {
 		if c.defect == RejoinKeepsPosition && c.holders[name] == 0 {
 			continue // everyone who ever joined stays in order; only the present are shown
+		}
+		if c.defect == ListPageOf30 && len(out) == 30 {
+			break
 		}
 		out = append(out, user{Username: name})
 	}

@@ -1,0 +1,278 @@
+package explore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Options configures one exploration.
+type Options struct {
+	Runner *Runner
+	// Budget bounds the exploring (new scenarios start only while it lasts).
+	Budget time.Duration
+	// ShrinkBudget bounds the shrinking of a failure (default: Budget, at
+	// least 30 s).
+	ShrinkBudget time.Duration
+	// Seed is the first scenario's seed; the next ones use Seed+1, Seed+2...
+	Seed int64
+	// Replay, when set, runs only this scenario (up to Attempts times,
+	// until it fails) and shrinks nothing.
+	Replay *Scenario
+	// Attempts is how often a replay runs before it counts as passing
+	// (default 3): concurrency makes some failures show only sometimes.
+	Attempts int
+	// Progress, when set, receives one line per scenario.
+	Progress func(string)
+}
+
+// Finding is a failure exploration found.
+type Finding struct {
+	Seed  int64
+	Shape string
+	// Violations of the failing run, and the contract IDs they name.
+	Violations []Violation
+	IDs        []string
+	// Shrunk is the smallest scenario found that still fails with the
+	// first violation's ID; Minimal its violations and Trace its ops and
+	// events, rendered.
+	Shrunk      Scenario
+	Minimal     []Violation
+	Trace       string
+	ShrinkRuns  int
+	ShrinkTime  time.Duration
+	OriginalOps int
+}
+
+// Result is what one exploration did.
+type Result struct {
+	Heartbeat Heartbeat
+	Scenarios int
+	Sockets   int
+	Writes    int
+	Duration  time.Duration
+	// FirstFailure is how long exploration ran before the failing
+	// scenario ended.
+	FirstFailure time.Duration
+	Finding      *Finding
+	// Notes are findings that fail nothing (runs the server disturbed).
+	Notes []string
+}
+
+// Explore runs scenarios against the server until the budget is spent or
+// one fails, then shrinks the failure.
+func Explore(ctx context.Context, o Options) (Result, error) {
+	start := time.Now()
+	var res Result
+	hb, err := o.Runner.Probe(ctx)
+	if err != nil {
+		return res, fmt.Errorf("explore: %w", err)
+	}
+	res.Heartbeat = hb
+	gen := GenOptions{SilentDrops: hb.Sum() <= 8*time.Second}
+	if !gen.SilentDrops {
+		res.Notes = append(res.Notes, fmt.Sprintf("silent drops left out: the server's pingInterval+pingTimeout (%s) is too long for the budget", hb.Sum()))
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	attempts := max(o.Attempts, 1)
+	if o.Replay != nil && o.Attempts == 0 {
+		attempts = 3
+	}
+	for k := int64(0); ; k++ {
+		var s Scenario
+		if o.Replay != nil {
+			if int(k) >= attempts {
+				break
+			}
+			s = *o.Replay
+		} else {
+			if time.Since(start) >= o.Budget && k > 0 {
+				break
+			}
+			s = Generate(o.Seed+k, gen)
+		}
+		runStart := time.Now()
+		t, err := o.Runner.Run(ctx, s, hb)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return res, err
+		}
+		res.Scenarios++
+		res.Sockets += t.Scenario.Clients()
+		res.Writes += t.Scenario.Writes()
+		vs := Check(t)
+		progress(fmt.Sprintf("explore: seed %d (%s): %d sockets, %d writes, %s: %s", s.Seed, ShapeOf(s.Seed), t.Scenario.Clients(), t.Scenario.Writes(), time.Since(runStart).Round(100*time.Millisecond), verdict(vs)))
+		for ci, c := range t.Clients {
+			if c.Ended != "" && len(vs) == 0 {
+				res.Notes = append(res.Notes, fmt.Sprintf("seed %d: the server ended socket c%d (%s); presence after that was not judged", s.Seed, ci, c.Ended))
+			}
+		}
+		if len(vs) == 0 {
+			continue
+		}
+		res.FirstFailure = time.Since(start)
+		f := &Finding{Seed: s.Seed, Shape: ShapeOf(s.Seed).String(), Violations: vs, IDs: idsOf(vs), OriginalOps: len(t.Scenario.Ops)}
+		f.Shrunk, f.Minimal, f.Trace = t.Scenario, vs, Render(t, vs)
+		if o.Replay == nil {
+			budget := o.ShrinkBudget
+			if budget <= 0 {
+				budget = max(o.Budget, 30*time.Second)
+			}
+			shrink(ctx, o.Runner, hb, f, budget, progress)
+		}
+		res.Finding = f
+		break
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func verdict(vs []Violation) string {
+	if len(vs) == 0 {
+		return "ok"
+	}
+	return fmt.Sprintf("%d violations (%s)", len(vs), strings.Join(idsOf(vs), ", "))
+}
+
+func idsOf(vs []Violation) []string {
+	var ids []string
+	for _, v := range vs {
+		if !slices.Contains(ids, v.ID) {
+			ids = append(ids, v.ID)
+		}
+	}
+	return ids
+}
+
+// shrink reduces f.Shrunk by delta debugging over its operations: a
+// candidate is kept when a live run of it still violates the first
+// violation's contract ID. Bounded by budget.
+func shrink(ctx context.Context, r *Runner, hb Heartbeat, f *Finding, budget time.Duration, progress func(string)) {
+	start := time.Now()
+	target := f.Violations[0].ID
+	cur := Normalize(f.Shrunk)
+	tried := map[string]bool{}
+	// A violation seen after operation w needs nothing after w: cut there
+	// first (the cheapest, largest step).
+	first := -1
+	for _, v := range f.Violations {
+		if v.ID == target && v.Window >= 0 {
+			first = v.Window
+			break
+		}
+	}
+	test := func(ops []Op) bool {
+		cand := Normalize(Scenario{Seed: cur.Seed, Users: cur.Users, Ops: ops})
+		key := fmt.Sprint(cand.Ops)
+		if len(cand.Ops) == 0 || tried[key] || len(cand.Ops) >= len(cur.Ops) {
+			return false
+		}
+		tried[key] = true
+		if time.Since(start) > budget || ctx.Err() != nil {
+			return false
+		}
+		f.ShrinkRuns++
+		t, err := r.Run(ctx, cand, hb)
+		if err != nil {
+			return false
+		}
+		vs := Check(t)
+		if !slices.ContainsFunc(vs, func(v Violation) bool { return v.ID == target }) {
+			return false
+		}
+		cur = t.Scenario
+		f.Minimal, f.Trace = vs, Render(t, vs)
+		progress(fmt.Sprintf("explore: shrunk to %d operations (%s)", len(cur.Ops), target))
+		return true
+	}
+	if first >= 0 && first+1 < len(cur.Ops) {
+		test(cur.Ops[:first+1])
+	}
+	n := 2
+	for len(cur.Ops) >= 2 && time.Since(start) < budget && ctx.Err() == nil {
+		ops := cur.Ops
+		chunk := (len(ops) + n - 1) / n
+		reduced := false
+		for i := 0; i < len(ops) && !reduced; i += chunk {
+			cand := slices.Concat(ops[:i], ops[min(i+chunk, len(ops)):])
+			reduced = test(cand)
+		}
+		if reduced {
+			n = max(n-1, 2)
+			continue
+		}
+		if n >= len(ops) {
+			break
+		}
+		n = min(2*n, len(ops))
+	}
+	f.Shrunk = cur
+	f.ShrinkTime = time.Since(start)
+}
+
+// Render returns a trace's operations, each followed by the events of this
+// run it caused, and the violations, for a report (bounded in size).
+func Render(t *Trace, vs []Violation) string {
+	var b strings.Builder
+	m := newModelQuiet(t)
+	const maxLines = 150
+	lines := 0
+	line := func(format string, args ...any) {
+		lines++
+		if lines <= maxLines {
+			fmt.Fprintf(&b, format+"\n", args...)
+		}
+	}
+	fmt.Fprintf(&b, "usernames end in ~%s-<tag>; messages start with ~%s-w<id>~\n", t.Nonce, t.Nonce)
+	for i, op := range t.Scenario.Ops {
+		skip := ""
+		if t.skipped(i) {
+			skip = " (skipped)"
+		}
+		line("op %d: %s%s", i, t.Scenario.Describe(op), skip)
+		for ci := range t.Clients {
+			for _, ev := range t.Clients[ci].Events {
+				if ev.Window != i {
+					continue
+				}
+				switch {
+				case ev.Malformed != "":
+					line("    c%d <- %s MALFORMED: %s", ci, ev.Name, ev.Malformed)
+				case ev.Name == "messageWritten":
+					last := "(empty)"
+					if n := len(ev.Msgs); n > 0 {
+						last = fmt.Sprintf("{%q: %s}", clipS(ev.Msgs[n-1].Username), clipQ(ev.Msgs[n-1].Message))
+					}
+					line("    c%d <- messageWritten (%d entries, last %s)", ci, len(ev.Msgs), last)
+				case isChatEvent(ev.Name):
+					extra := ""
+					if ev.Name == "connected" {
+						extra = fmt.Sprintf(", %d messages", len(ev.Msgs))
+					}
+					line("    c%d <- %s %s%s", ci, ev.Name, quoteList(m.oursQuiet(ev.Users)), extra)
+				default:
+					line("    c%d <- %s (not a chat event: a refusal report or an extra event)", ci, ev.Name)
+				}
+			}
+		}
+	}
+	if lines > maxLines {
+		fmt.Fprintf(&b, "... (%d more lines)\n", lines-maxLines)
+	}
+	b.WriteString("violations:\n")
+	for i, v := range vs {
+		if i == 20 {
+			fmt.Fprintf(&b, "  ... and %d more\n", len(vs)-20)
+			break
+		}
+		fmt.Fprintf(&b, "  %s\n", v)
+	}
+	return b.String()
+}
