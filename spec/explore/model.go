@@ -10,6 +10,11 @@ import (
 	"time"
 )
 
+// This file is the executable model whole (about 870 lines): one reading of
+// CONTRACT.md, section by section, kept together so that what it permits can
+// be checked against the contract in one place. Its inputs (scenario.go) and
+// the runner that records traces (runner.go) are separate.
+
 // This file is the executable model of spec/CONTRACT.md: Check takes what a
 // run did and what every client received (a Trace) and returns every
 // violation. It is pure, so unit tests build traces by hand.

@@ -16,6 +16,11 @@ import (
 	"github.com/chatspec/chatspec/spec/target"
 )
 
+// This file is longer than most (about 750 lines) because one scenario's
+// run is one state machine: the sockets, their recorders, the waits derived
+// from the handshake, and the fail-fast checks share its state. Generating
+// scenarios (generate.go) and shrinking them (explore.go) are separate.
+
 var debug = os.Getenv("CHATSPEC_EXPLORE_DEBUG") != ""
 
 // Runner performs scenarios against one server and records their traces.

@@ -16,6 +16,11 @@ import (
 	sioparser "github.com/zishang520/socket.io/parsers/socket/v3/parser"
 )
 
+// This file is longer than most (about 700 lines) because it is one
+// connection's state machine: the handshake, the namespace CONNECT, the
+// ordered event queue, the heartbeat watchdog and the upgrade share its
+// locks. The transports themselves are in polling.go and websocket.go.
+
 // Conn is one Engine.IO session with one connected Socket.IO namespace.
 // All methods are safe for concurrent use.
 type Conn struct {

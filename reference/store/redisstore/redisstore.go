@@ -71,6 +71,11 @@ import (
 	"github.com/chatspec/chatspec/reference/store"
 )
 
+// This file is longer than most (about 760 lines) because it is the Store
+// type whole: its package doc (the consistency, feed and liveness design),
+// the node's liveness loop and every method that runs a script. The scripts
+// themselves are in scripts.go and the feed reader in feed.go.
+
 // DefaultNodeTTL is the liveness TTL used when Options.NodeTTL is zero.
 const DefaultNodeTTL = 10 * time.Second
 
