@@ -219,6 +219,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		c := runExplore(runCtx, &v.explore, &v.target, v.step, v.reportDir, embedded, stdout)
 		out.exploreDone(c)
 		rep.Cases = append(rep.Cases, c)
+		rep.DurationMS += c.DurationMS // the run's time includes the exploration's
 		switch {
 		case ctx.Err() != nil:
 			res.Stop = spec.Stop{Kind: spec.StopInterrupted, Reason: "interrupted"}
