@@ -113,7 +113,7 @@ func TestTargetRestartIsRiddenOut(t *testing.T) {
 	r := <-done
 	defer func() {
 		stopReference(t, srv)
-		goleak.VerifyNone(t, leaks)
+		goleak.VerifyNone(t, leaks, libraryTimers)
 	}()
 	if !r.ok {
 		t.Fatalf("the restart did not happen (deliveries %d)", m.Live().Delivered)
