@@ -26,10 +26,3 @@ func Measure(ctx context.Context, e *Engine, m *Metrics, embedded bool) *Summary
 	m.Close(o.End, Usage{CPU: cpu1 - cpu0, Wall: wall, MaxRSS: rss, Cores: runtime.GOMAXPROCS(0), Embedded: embedded}, s)
 	return s
 }
-
-// Execute is Measure(ctx, e, m, embedded).
-//
-// Deprecated: use Measure; kept until spec/interop calls Measure.
-func (e *Engine) Execute(ctx context.Context, m *Metrics, embedded bool) *Summary {
-	return Measure(ctx, e, m, embedded)
-}

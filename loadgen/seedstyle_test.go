@@ -62,7 +62,7 @@ func runSeedStyle(t *testing.T, seedClients bool) *Summary {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, NewMetrics(MetricsConfig{Users: users, Window: window}), false)
+	s := Measure(ctx, e, NewMetrics(e.MetricsConfig()), false)
 	t.Logf("ended %s; users %+v; messages %+v", s.Ended, s.Users, s.Messages)
 	return s
 }

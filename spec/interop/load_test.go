@@ -57,7 +57,7 @@ func runLoadWith(t *testing.T, url string, tune func(*loadgen.Config), gates ...
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	s := e.Execute(ctx, loadgen.NewMetrics(loadgen.MetricsConfig{Users: users, Window: cfg.Window}), false)
+	s := loadgen.Measure(ctx, e, loadgen.NewMetrics(e.MetricsConfig()), false)
 	var list threshold.List
 	for _, g := range gates {
 		if err := list.Set(g); err != nil {
