@@ -7,7 +7,7 @@
 //
 // Engine runs the users and emits small Result records on a channel;
 // Metrics consumes them (Add) and produces the measured part of a Summary
-// (Close). Engine.Execute wires the two. The plan (Plan.Arrivals) says when
+// (Close). Measure wires the engine to the metrics. The plan (Plan.Arrivals) says when
 // users arrive and leave; a Pacer, separately, says how often each one
 // writes. Arrivals and sends follow the schedule whatever the server does
 // (an open model), and every latency is measured from the intended time,
