@@ -3,9 +3,6 @@ package sioclient
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-
-	sioparser "github.com/zishang520/socket.io/parsers/socket/v3/parser"
 )
 
 // EmitWithAckFunc sends an event asking for an acknowledgement and returns
@@ -16,32 +13,8 @@ import (
 // caller can pipeline writes and still know each one's answer. An ack that
 // never comes leaves done uncalled until the connection ends.
 func (c *Conn) EmitWithAckFunc(ctx context.Context, done func(json.RawMessage, error), event string, args ...any) error {
-	ch := make(chan json.RawMessage, 1)
-	c.ackMu.Lock()
-	id := c.nextAck
-	c.nextAck++
-	if c.acks == nil {
-		c.acks = make(map[uint64]chan json.RawMessage)
-	}
-	c.acks[id] = ch
-	c.ackMu.Unlock()
-	forget := func() {
-		c.ackMu.Lock()
-		delete(c.acks, id)
-		c.ackMu.Unlock()
-	}
-
-	e := getEncBuf()
-	e.header(sioparser.EVENT, c.nsp, id, true)
-	err := e.array(&event, args)
-	if err == nil {
-		err = c.send(ctx, e.b.Bytes())
-	} else {
-		err = fmt.Errorf("sioclient: encoding %q arguments: %w", event, err)
-	}
-	putEncBuf(e)
+	ch, forget, err := c.sendWithAck(ctx, event, args)
 	if err != nil {
-		forget()
 		return err
 	}
 	go func() {

@@ -299,6 +299,26 @@ func (c *Conn) Emit(ctx context.Context, event string, args ...any) error {
 // EmitWithAck sends an event asking for an acknowledgement and returns the
 // ack's arguments as a raw JSON array.
 func (c *Conn) EmitWithAck(ctx context.Context, event string, args ...any) (json.RawMessage, error) {
+	ch, forget, err := c.sendWithAck(ctx, event, args)
+	if err != nil {
+		return nil, err
+	}
+	defer forget()
+	select {
+	case args := <-ch:
+		return args, nil
+	case <-c.done:
+		return nil, c.endErr()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sioclient: waiting for the ack of %q: %w", event, ctx.Err())
+	}
+}
+
+// sendWithAck registers an ack ID, sends the event with it, and returns the
+// channel its ack arrives on and the function that unregisters it (the
+// caller's to call once it stops waiting). On error nothing stays
+// registered.
+func (c *Conn) sendWithAck(ctx context.Context, event string, args []any) (<-chan json.RawMessage, func(), error) {
 	ch := make(chan json.RawMessage, 1)
 	c.ackMu.Lock()
 	id := c.nextAck
@@ -308,11 +328,11 @@ func (c *Conn) EmitWithAck(ctx context.Context, event string, args ...any) (json
 	}
 	c.acks[id] = ch
 	c.ackMu.Unlock()
-	defer func() {
+	forget := func() {
 		c.ackMu.Lock()
 		delete(c.acks, id)
 		c.ackMu.Unlock()
-	}()
+	}
 
 	e := getEncBuf()
 	e.header(sioparser.EVENT, c.nsp, id, true)
@@ -324,16 +344,10 @@ func (c *Conn) EmitWithAck(ctx context.Context, event string, args ...any) (json
 	}
 	putEncBuf(e)
 	if err != nil {
-		return nil, err
+		forget()
+		return nil, nil, err
 	}
-	select {
-	case args := <-ch:
-		return args, nil
-	case <-c.done:
-		return nil, c.endErr()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("sioclient: waiting for the ack of %q: %w", event, ctx.Err())
-	}
+	return ch, forget, nil
 }
 
 // Ack answers an event whose AckID is set.
