@@ -70,7 +70,11 @@ func passEveryRun(t *testing.T, bin, url string, verify []string, skips map[stri
 	t.Helper()
 	var all []verifyResult
 	for i := range repeats() {
-		res, out := runVerify(t, bin, url, append([]string{"--profile", "all"}, verify...))
+		// The fixed cases only (issue 9's proof). Exploration has its own
+		// proofs with their own budgets: the reference in spec/explore, the
+		// Node server, its variants and the broken servers in
+		// spec/selftest/explore_test.go. Here it would add a minute a run.
+		res, out := runVerify(t, bin, url, append([]string{"--profile", "all", "--explore", "0"}, verify...))
 		all = append(all, res)
 		bad := 0
 		for _, c := range res.Cases {
@@ -188,7 +192,7 @@ func TestEarlierRunsLeaveNoVerdict(t *testing.T) {
 	// The seed fails strict, robust and security cases (USER-4, ROB-2,
 	// ERR-1, SEC-1..4, as CONTRACT.md predicts); what matters is what its
 	// bad-input cases leave behind.
-	if res, out := runVerify(t, bin, srv.URL(), append([]string{"--profile", "all"}, verify...)); len(res.Cases) < 30 {
+	if res, out := runVerify(t, bin, srv.URL(), append([]string{"--profile", "all", "--explore", "0"}, verify...)); len(res.Cases) < 30 {
 		t.Fatalf("the first run (--profile all) ran %d cases; output:\n%s", len(res.Cases), out)
 	}
 	for i := range 2 {
