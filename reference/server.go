@@ -21,6 +21,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/chatspec/chatspec/reference/safepolling"
 	"github.com/chatspec/chatspec/reference/store"
 	"github.com/chatspec/chatspec/reference/webchat"
 )
@@ -246,7 +247,7 @@ func (s *Server) socketOptions(adapter socket.AdapterConstructor) *socket.Server
 	for _, t := range s.cfg.Transports {
 		switch t {
 		case TransportPolling:
-			ts.Add(engine.Polling)
+			ts.Add(safepolling.Polling) // the library's, with closes ordered after POSTs (safepolling)
 		case TransportWebSocket:
 			ts.Add(engine.WebSocket)
 		}

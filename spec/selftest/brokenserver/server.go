@@ -27,6 +27,8 @@ import (
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatspec/chatspec/reference/safepolling"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -144,10 +146,10 @@ func Start(ctx context.Context, defect Defect) (url string, stop func(), err err
 	case NoPolling:
 		opts.SetTransports(types.NewSet(socket.WebSocket))
 	case NoWebSocket:
-		opts.SetTransports(types.NewSet(socket.Polling))
+		opts.SetTransports(types.NewSet(safepolling.Polling))
 		opts.SetAllowUpgrades(false)
 	default:
-		opts.SetTransports(types.NewSet(socket.Polling, socket.WebSocket))
+		opts.SetTransports(types.NewSet(safepolling.Polling, socket.WebSocket))
 	}
 	io := socket.NewServer(nil, opts)
 
