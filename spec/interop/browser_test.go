@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -110,8 +111,14 @@ func runBrowserHook(t *testing.T, chromium, chat string, noWait bool) (map[strin
 		page += "&nowait"
 	}
 	ctx, cancel := context.WithCancel(t.Context())
+	// Chromium runs in a process group of its own and the whole group is
+	// killed: its renderer, zygote and crash handler outlive a main process
+	// killed alone, and keep writing into the profile directory.
 	cmd := exec.CommandContext(ctx, chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-extensions", "--user-data-dir="+t.TempDir(), page)
+		"--disable-extensions", "--disable-background-networking", "--disable-component-update",
+		"--disable-sync", "--user-data-dir="+newProfileDir(t), page)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -132,6 +139,34 @@ func runBrowserHook(t *testing.T, chromium, chat string, noWait bool) (map[strin
 		t.Fatalf("the page reported nothing within 60s (handshakes seen: %+v)", p.handshakes)
 		return nil, nil
 	}
+}
+
+// newProfileDir makes an empty Chromium profile directory and removes it
+// when the test ends. Killed Chromium processes may still be flushing into
+// it for a moment (t.TempDir's single RemoveAll then fails with "directory
+// not empty"), so removal is retried until it succeeds, within a bound
+// meant for a loaded machine.
+func newProfileDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "chatspec-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("remove chromium profile %s: %v", dir, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 // TestSeedHookInChromium runs the seed's hook in a real browser, where the
