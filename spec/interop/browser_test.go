@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,9 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // requireChromium returns the path of a headless-capable Chromium, failing
@@ -110,24 +110,31 @@ func runBrowserHook(t *testing.T, chromium, chat string, noWait bool) (map[strin
 	if noWait {
 		page += "&nowait"
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	// Chromium runs in a process group of its own and the whole group is
-	// killed: its renderer, zygote and crash handler outlive a main process
-	// killed alone, and keep writing into the profile directory.
-	cmd := exec.CommandContext(ctx, chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-extensions", "--disable-background-networking", "--disable-component-update",
-		"--disable-sync", "--user-data-dir="+newProfileDir(t), page)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start %s: %v", chromium, err)
+	// chromedp starts Chromium with a fresh temporary profile (no cookies)
+	// and, when the context ends, kills every process of that browser and
+	// removes the profile: Chromium's children outlive a main process
+	// killed alone and keep writing into the profile directory.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+	)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	// Navigate returns once the page has loaded; its script then runs the
+	// seed's hook and POSTs its report.
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatalf("open %s in %s: %v", page, chromium, err)
 	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-	}()
 	// Chromium starts in a few seconds; the page's own steps take
 	// milliseconds. The rest is slack for a loaded machine.
 	select {
@@ -139,34 +146,6 @@ func runBrowserHook(t *testing.T, chromium, chat string, noWait bool) (map[strin
 		t.Fatalf("the page reported nothing within 60s (handshakes seen: %+v)", p.handshakes)
 		return nil, nil
 	}
-}
-
-// newProfileDir makes an empty Chromium profile directory and removes it
-// when the test ends. Killed Chromium processes may still be flushing into
-// it for a moment (t.TempDir's single RemoveAll then fails with "directory
-// not empty"), so removal is retried until it succeeds, within a bound
-// meant for a loaded machine.
-func newProfileDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "chatspec-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			err := os.RemoveAll(dir)
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("remove chromium profile %s: %v", dir, err)
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-	return dir
 }
 
 // TestSeedHookInChromium runs the seed's hook in a real browser, where the
