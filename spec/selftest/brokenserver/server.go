@@ -217,8 +217,7 @@ func (c *chat) onConnection(s *socket.Socket) {
 	_ = s.On("writeMessage", func(args ...any) { c.onWriteMessage(s, sess, args) })
 	_ = s.On("disconnect", func(args ...any) {
 		reason, _ := firstString(args)
-		sess.reason = reason
-		c.onDisconnect(s, sess)
+		c.onDisconnect(s, sess, reason)
 	})
 	if c.defect == StalePollingSessions {
 		time.AfterFunc(10*time.Second, func() {
@@ -452,13 +451,17 @@ func (c *chat) onWriteMessage(s *socket.Socket, sess *session, args []any) {
 	ackOK(ack)
 }
 
-func (c *chat) onDisconnect(s *socket.Socket, sess *session) {
+// onDisconnect handles a socket's disconnect once. The library may fire
+// it twice, from two goroutines at once (a transport close racing the
+// server's Close): everything of sess is touched under c.mu.
+func (c *chat) onDisconnect(s *socket.Socket, sess *session, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if sess.left {
 		return // the library fired disconnect twice for this socket
 	}
 	sess.left = true
+	sess.reason = reason
 
 	if c.defect == SeedDisconnect {
 		// connectedUserList.filter(item => item.username !== socket.username)
