@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/reports"
+	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
 // runVerifyInProcess runs `chatspec verify` in this process. Only paths
@@ -467,5 +469,54 @@ func TestVerifyUnattachedNextJSServerIsDiagnosed(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err != nil || !bytes.Contains(raw, []byte("--init-path /api/socket")) {
 		t.Errorf("results.json does not say why nothing ran (%v):\n%s", err, raw)
+	}
+}
+
+// TestVerifyLongUncappedHistoryIsNotAFailure: a conforming server whose
+// history is uncapped and already long (the seed after a few runs) sends
+// a busy case more than chatspec records (framework.MaxBytesPerCase).
+// That case is not verified, and says so; it is not failed, and the run
+// passes. It once failed HIST-2 on the seed's server from its 12th run on.
+func TestVerifyLongUncappedHistoryIsNotAFailure(t *testing.T) {
+	bin := buildChatspec(t)
+	srv, cfg := startReference(t, func(c *reference.Config) {
+		c.HistoryLimit = 10_000 // uncapped, for what the case can tell
+		c.SlowReaderLimit = 64 << 20 // room for one full messageWritten of that history
+		c.Rate = 0
+	})
+	// 400 messages of 1,000 characters: every later event carries ~400 KB,
+	// so HIST-2's ~600 events are far beyond the 32 MiB it records.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := sioclient.Dial(ctx, sioclient.Options{URL: srv.URL(), Path: cfg.Path, Transport: sioclient.WebSocket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Emit(ctx, "connecting", map[string]any{"username": "history-filler"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.NextNamed(ctx, "connected"); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("h", 1000)
+	for i := range 400 {
+		if err := conn.Emit(ctx, "writeMessage", map[string]any{"username": "history-filler", "message": fmt.Sprint(i, text)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.NextNamed(ctx, "messageWritten"); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+
+	cmd := exec.Command(bin, "verify", "--target", srv.URL(), "--profile", "core", "--focus", `\bHIST-2\b`, "--report-dir", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd.Run()); code != ExitOK {
+		t.Fatalf("exit code %d, want %d: a long uncapped history is no contract violation\nstdout:\n%s\nstderr:\n%s", code, ExitOK, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if !regexpMatch(`HIST-2\s+core\s+SKIPPED`, out) || !strings.Contains(out, "not verified: the server sent this case's clients more than chatspec records") {
+		t.Errorf("HIST-2 should be skipped as not verified, naming the bound:\n%s", out)
 	}
 }

@@ -318,7 +318,7 @@ func (c *Client) awaitUntil(ctx context.Context, deadline time.Time, what string
 		changed, ended, endErr := c.changed, c.ended, c.endErr
 		c.mu.Unlock()
 		if ended {
-			return Received{}, fmt.Errorf("%s: expected %s, but the connection ended first (%v)", c, what, endErr)
+			return Received{}, fmt.Errorf("%s: expected %s, but the connection ended first (%w)", c, what, endErr)
 		}
 		select {
 		case <-changed:

@@ -189,8 +189,17 @@ const harnessPingSlack = 5 * time.Second
 
 // Failf fails the spec with the message and the events every client of
 // the spec received.
+//
+// A wait that ended because the case's clients crossed the recording byte
+// bound does not fail the case: it is skipped as not verified
+// (recorder.go says why).
 func (f *Framework) Failf(format string, args ...any) {
 	ginkgo.GinkgoHelper()
+	if limit := byteBoundIn(args); limit != nil {
+		reason := notVerifiedReason(limit, f.budget.largest.Load())
+		f.Finding("%s %s", f.CaseID, reason)
+		ginkgo.Skip(reason)
+	}
 	msg := fmt.Sprintf(format, args...) + "\n"
 	if notes := f.toleratedBy(); len(notes) > 0 {
 		msg += fmt.Sprintf("earlier cases of this run met a violation of %s in a step and tolerated it there:\n  %s\n",

@@ -173,3 +173,19 @@ func TestRecorderDeadlinesHoldUnderAFlood(t *testing.T) {
 		t.Errorf("the client kept %d events, bound 20000", n)
 	}
 }
+
+// The byte bound leaves a case not verified, the event bound fails it:
+// byteBoundIn finds only the former, through the wait's wrapping.
+func TestByteBoundIsFoundThroughAWait(t *testing.T) {
+	bytesErr := fmt.Errorf("observer: expected x, but the connection ended first (%w)", &RecordLimitError{Limit: "32 MiB", Bytes: true})
+	eventsErr := fmt.Errorf("observer: expected x, but the connection ended first (%w)", &RecordLimitError{Limit: "10000 events"})
+	if byteBoundIn([]any{"observer", bytesErr}) == nil {
+		t.Error("a wait ended by the byte bound was not recognised")
+	}
+	if byteBoundIn([]any{eventsErr}) != nil {
+		t.Error("a wait ended by the event bound was taken for the byte bound: it must fail its case")
+	}
+	if byteBoundIn([]any{errors.New("none arrived within 3s")}) != nil {
+		t.Error("a plain timeout was taken for the byte bound")
+	}
+}
