@@ -480,7 +480,7 @@ func TestVerifyUnattachedNextJSServerIsDiagnosed(t *testing.T) {
 func TestVerifyLongUncappedHistoryIsNotAFailure(t *testing.T) {
 	bin := buildChatspec(t)
 	srv, cfg := startReference(t, func(c *reference.Config) {
-		c.HistoryLimit = 10_000 // uncapped, for what the case can tell
+		c.HistoryLimit = 10_000      // uncapped, for what the case can tell
 		c.SlowReaderLimit = 64 << 20 // room for one full messageWritten of that history
 		c.Rate = 0
 	})
