@@ -437,10 +437,44 @@ func TestBrokenServers(t *testing.T) {
 			}
 			defer stop()
 			r := verify(ctx, t, string(e.defect), url, cascadeArgs(e)...)
+			if extra := onlyUnanswered(e, r); len(extra) > 0 {
+				// Every must-fail case failed, and the only other failures
+				// are waits the server never answered: on a loaded machine
+				// the in-process broken server (race detector on) can be
+				// starved for seconds. Once, the run is repeated; a suite
+				// attribution bug fails the same way again.
+				t.Logf("defect %s: %v also failed, each waiting for an answer that never came; running verify once more", e.defect, extra)
+				r = verify(ctx, t, string(e.defect)+"-again", url, cascadeArgs(e)...)
+			}
 			record(string(e.defect), e.fail, r)
 			check(t, e, r)
 		})
 	}
+}
+
+// onlyUnanswered returns the IDs of the unexpected failures of r when
+// every must-fail case of e failed and each unexpected failure is a wait
+// that got no answer in time ("none arrived within"); otherwise nil.
+func onlyUnanswered(e expectation, r run) []string {
+	allowed := slices.Concat(e.fail, e.tolerate, e.gap)
+	unexpected, missed := diff(r, e.fail)
+	if len(missed) > 0 || e.cascade {
+		return nil
+	}
+	var ids []string
+	for _, c := range unexpected {
+		if slices.ContainsFunc(allowed, func(id string) bool { return matches(id, c.ID) }) {
+			continue
+		}
+		if _, ok := knownFlakes[c.ID]; ok {
+			continue
+		}
+		if !strings.Contains(c.Message, "but none arrived within") {
+			return nil
+		}
+		ids = append(ids, c.ID)
+	}
+	return ids
 }
 
 // cascadeArgs returns the verify flags for e. A cascade tolerates every
