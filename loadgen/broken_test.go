@@ -43,18 +43,47 @@ func TestEchoToSenderTwiceIsADuplicate(t *testing.T) {
 	}
 }
 
+// Every form of refusal a server may use (CONTRACT.md ERR-1 leaves it
+// open) is a refusal, by the server's code, not a loss.
 func TestRefusedWritesAreNotLost(t *testing.T) {
-	srv := startFaulty(t, faultychat.Faults{RefuseEvery: 5})
-	s := run(t, srv.URL(), runOpts{users: 4})
-	m := s.Messages
-	if m.Refused == 0 || m.RefusedByCode["internal_error"] != m.Refused {
-		t.Errorf("refused %d by code %v: want refusals, all internal_error", m.Refused, m.RefusedByCode)
+	for _, tc := range []struct {
+		as, code string
+	}{
+		{"chatError", "internal_error"},
+		{"ack", "internal_error"},          // a negative ack only
+		{"ack-error", "store_unavailable"}, // an ack {error: message} only
+		{"notice", "internal_error"},       // the Python server's form
+		{"exception", "none"},              // names neither event nor code
+		{"both", "internal_error"},         // chatError and a negative ack: counted once
+	} {
+		t.Run(tc.as, func(t *testing.T) {
+			srv := startFaulty(t, faultychat.Faults{RefuseEvery: 5, RefuseAs: tc.as})
+			s := run(t, srv.URL(), runOpts{users: 4})
+			m := s.Messages
+			if want := int64(srv.Refused()); m.Refused != want {
+				t.Errorf("refused %d, the server refused %d", m.Refused, want)
+			}
+			if m.Refused == 0 || m.RefusedByCode[tc.code] != m.Refused {
+				t.Errorf("refused %d by code %v: want refusals, all %s", m.Refused, m.RefusedByCode, tc.code)
+			}
+			if m.Lost != 0 {
+				t.Errorf("lost %d (gaps %d): a refused write is owed to nobody", m.Lost, m.LostGaps)
+			}
+			if m.Delivered == 0 || m.Delivered != m.ExpectedDeliveries {
+				t.Errorf("messages %+v: every accepted message must still be delivered", m)
+			}
+		})
 	}
-	if m.Lost != 0 {
-		t.Errorf("lost %d (gaps %d): a refused write is owed to nobody", m.Lost, m.LostGaps)
-	}
-	if m.Delivered == 0 || m.Delivered != m.ExpectedDeliveries {
-		t.Errorf("messages %+v: every accepted message must still be delivered", m)
+}
+
+// Without acks asked for, a server that refuses only through acks
+// refuses silently: those writes are lost, which is what a client that
+// asks for no acks sees.
+func TestRefusalsOnlyInAcksAreLostWithoutAcks(t *testing.T) {
+	srv := startFaulty(t, faultychat.Faults{RefuseEvery: 5, RefuseAs: "ack"})
+	s := run(t, srv.URL(), runOpts{users: 4, noAcks: true})
+	if m := s.Messages; m.Refused != 0 || m.Lost == 0 {
+		t.Errorf("refused %d, lost %d: want no refusal seen and the refused writes lost", m.Refused, m.Lost)
 	}
 }
 

@@ -97,6 +97,12 @@ type Config struct {
 	// two connections per session, joining on one and writing on the
 	// other, which never joins (seedstyle.go).
 	SeedStyle bool
+	// NoAcks sends writes without asking for an acknowledgement. By
+	// default every write asks (at most maxPendingAcks unanswered per
+	// session), so that a server refusing through its acks alone is seen
+	// as refusing, not losing (refusal.go). Seed-style writes never ask:
+	// the seed's client does not.
+	NoAcks bool
 }
 
 // ErrConfig wraps every configuration error of New.

@@ -54,6 +54,7 @@ type runOpts struct {
 	churn      float64
 	transports []TransportShare
 	maxOutage  time.Duration
+	noAcks     bool
 }
 
 func defaults(o runOpts) runOpts {
@@ -95,6 +96,7 @@ func newEngine(t *testing.T, url string, o runOpts) (*Engine, *Metrics) {
 		Seed:        1,
 		StopTimeout: 3 * time.Second,
 		MaxOutage:   o.maxOutage,
+		NoAcks:      o.noAcks,
 		Dial: func(int) sioclient.Options {
 			return sioclient.Options{URL: url, ConnectTimeout: 5 * time.Second}
 		},

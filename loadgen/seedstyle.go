@@ -47,8 +47,10 @@ func (e *Engine) dialSession(s *session, opts sioclient.Options) (Conn, error) {
 	// Owed nothing: whatever the writer receives is dropped, except a
 	// refusal of its writes, which is the session's (messages.refused).
 	wopts.OnEvent = func(ev sioclient.Event) {
-		if ev.Name == "chatError" {
-			s.onEvent(ev)
+		switch ev.Name {
+		case "connected", "joined", "disconnected", "messageWritten":
+		default:
+			s.onReport(ev, "writeMessage") // it sends nothing else
 		}
 	}
 	type dialed struct {

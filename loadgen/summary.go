@@ -61,6 +61,9 @@ type ConfigSummary struct {
 	// SeedStyle: every user held two connections and wrote on the one
 	// that never joined, as the seed's useSocket hook does.
 	SeedStyle bool `json:"seed_style,omitempty"`
+	// AsksAcks: writes asked for an acknowledgement, so refusals told
+	// only in acks were counted (false with --no-acks or --seed-style).
+	AsksAcks bool `json:"asks_acks"`
 }
 
 // OutageSummary is one outage of a target: from the first of two failed

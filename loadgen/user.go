@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -50,6 +49,7 @@ type session struct {
 	// one connection's writes are handled in order.
 	outMu       sync.Mutex
 	outstanding []uint32
+	pendingAcks atomic.Int32 // writes whose ack was asked for and has not come
 }
 
 // maxOutstanding bounds the writes a session remembers while waiting for
@@ -179,7 +179,7 @@ func (e *Engine) send(u *user, at time.Duration) {
 		started := e.now()
 		s.wrote(seq)
 		ctx, cancel := context.WithTimeout(e.hardCtx, e.cfg.Window+e.cfg.StopTimeout)
-		err := conn.Emit(ctx, "writeMessage", writeMessage{Message: text, Username: u.name})
+		err := s.emitWrite(ctx, conn, seq, writeMessage{Message: text, Username: u.name})
 		cancel()
 		r := Result{Kind: Sent, User: int32(u.idx), Session: s.id, Sender: uint32(u.idx), Seq: seq, Intended: at, At: started}
 		if err != nil {
@@ -382,38 +382,16 @@ func (s *session) onEvent(ev sioclient.Event) {
 				e.emit(Result{Kind: Noted, Note: note, User: int32(s.u.idx), Session: s.id, Sender: newest.Sender, Seq: newest.Seq, At: at})
 			}
 		}
-	case "chatError":
-		ref := parseRefusal(ev.Args)
-		r := Result{Kind: Refused, User: int32(s.u.idx), Session: s.id, Sender: uint32(s.u.idx), At: ev.Received.Sub(e.start), Err: ref}
-		if ref.Event == "writeMessage" {
-			r.Seq = s.refusedWrite()
+	case "joined", "disconnected":
+		// Presence: not what a load run measures.
+	default:
+		// Before its join a session has sent only connecting, after it
+		// nothing but writeMessage: a report that names no event is
+		// about the one or the other.
+		about := "connecting"
+		if s.isJoined.Load() {
+			about = "writeMessage"
 		}
-		e.emit(r)
+		s.onReport(ev, about)
 	}
-}
-
-// parseRefusal reads the reference's `chatError {event, code, message}`
-// (CONTRACT.md ERR-1), bounded: whatever the server sends, the code kept
-// is at most 40 characters of [a-z0-9_.-].
-func parseRefusal(args []byte) *RefusalError {
-	var v []struct {
-		Event string `json:"event"`
-		Code  string `json:"code"`
-	}
-	if len(args) > 64<<10 || json.Unmarshal(args, &v) != nil || len(v) == 0 {
-		return &RefusalError{Event: "?", Code: "unreadable"}
-	}
-	clean := func(s string) string {
-		b := make([]byte, 0, min(len(s), 40))
-		for i := 0; i < len(s) && len(b) < 40; i++ {
-			if c := s[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' {
-				b = append(b, c)
-			}
-		}
-		if len(b) == 0 {
-			return "none"
-		}
-		return string(b)
-	}
-	return &RefusalError{Event: clean(v[0].Event), Code: clean(v[0].Code)}
 }

@@ -94,6 +94,7 @@ type loadFlags struct {
 	historyLimit  int
 	maxOutage     time.Duration
 	seedStyle     bool
+	noAcks        bool
 
 	plan  loadgen.Plan
 	pacer loadgen.Pacer
@@ -132,6 +133,7 @@ func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 	fs.DurationVar(&l.stopTimeout, "stop-timeout", 5*time.Second, "after the run (or Ctrl-C), time given to connections to close before they are aborted")
 	fs.DurationVar(&l.maxOutage, "max-outage", 0, "how long a target may refuse connections before the run ends as target_down; 0 ends it at the first outage, more rides out restarts (users reconnect, the outage is reported)")
 	// Seed-style users (issue 16, CONTRACT.md SEED-1).
+	fs.BoolVar(&l.noAcks, "no-acks", false, "send writes without asking for an acknowledgement; by default each write asks, so that a refusal told only in its ack is counted as refused, not lost")
 	fs.BoolVar(&l.seedStyle, "seed-style", false, "simulate clients written like the seed's useSocket: two connections per user, joining on one and writing every message on the other, which never joins (the embedded reference then runs with --seed-clients)")
 	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
 	if err := fs.Parse(args); err != nil {
@@ -411,6 +413,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		StopTimeout: l.stopTimeout,
 		MaxOutage:   l.maxOutage,
 		SeedStyle:   l.seedStyle,
+		NoAcks:      l.noAcks,
 	})
 	if err != nil {
 		return notRun(ExitUsage, loadgen.EndedNotStarted, err.Error())
@@ -490,6 +493,7 @@ func loadConfigSummary(l *loadFlags, embedded bool, users int) loadgen.ConfigSum
 		Transports:            map[string]float64{},
 		MaxOutageSeconds:      l.maxOutage.Seconds(),
 		SeedStyle:             l.seedStyle,
+		AsksAcks:              !l.noAcks && !l.seedStyle,
 	}
 	if len(l.plan.Stages) > 0 {
 		c.Stages = loadgen.FormatStages(l.plan.Stages)

@@ -40,6 +40,15 @@ type Faults struct {
 	// with `chatError {event: "writeMessage", code: "internal_error"}`:
 	// not stored, not broadcast.
 	RefuseEvery int
+	// RefuseAs is how a refusal is told (CONTRACT.md ERR-1 leaves the
+	// format open): "" or "chatError" as above; "ack" only as a negative
+	// ack {ok: false, code} (successes ack {ok: true}); "ack-error" only as
+	// an ack {error: message} (successes ack with nothing); "notice" as
+	// `notice {level: "error", event, reason}`; "exception" as `exception
+	// {status: "error", message}`, naming no event; "both" as chatError
+	// and a negative ack, as the reference does. Without an ack asked
+	// for, "ack" and "ack-error" refuse silently.
+	RefuseAs string
 	// SplitOrder gives the sockets two orders of history, as a cluster
 	// whose nodes disagree: sockets that joined first, third… see
 	// messages in arrival order; the others see each pair of messages
@@ -85,6 +94,7 @@ type Server struct {
 	odd     map[*socket.Socket]bool // SplitOrder: sockets that see swapped
 	writes  int
 	joins   int
+	refused int
 	queue   chan delayed
 	done    chan struct{}
 }
@@ -136,6 +146,13 @@ func (s *Server) Joins() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.joins
+}
+
+// Refused counts the writes the server refused (Faults.RefuseEvery).
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
 
 // URL is the server's base URL.
@@ -235,6 +252,10 @@ func (s *Server) onConnection(args ...any) {
 		})
 	}
 	sock.On("writeMessage", func(args ...any) {
+		var ack func([]any, error)
+		if n := len(args); n > 0 {
+			ack, _ = args[n-1].(func([]any, error))
+		}
 		text, ok := field(args, "message")
 		if !ok {
 			return
@@ -247,8 +268,16 @@ func (s *Server) onConnection(args ...any) {
 			return
 		}
 		if s.f.RefuseEvery > 0 && s.writes%s.f.RefuseEvery == 0 {
-			sock.Emit("chatError", map[string]any{"event": "writeMessage", "code": "internal_error", "message": "store unavailable"})
+			s.refused++
+			s.refuse(sock, ack)
 			return
+		}
+		switch {
+		case ack == nil:
+		case s.f.RefuseAs == "ack" || s.f.RefuseAs == "both":
+			ack([]any{map[string]any{"ok": true}}, nil)
+		case s.f.RefuseAs == "ack-error":
+			ack(nil, nil)
 		}
 		if s.f.SplitOrder {
 			s.splitWrite(message{u, text})
@@ -332,5 +361,29 @@ func (s *Server) emitTo(odd bool, list []message) {
 				sock.Emit("messageWritten", payload)
 			}
 		}
+	}
+}
+
+// refuse tells sock its write was refused, in the form Faults.RefuseAs
+// names.
+func (s *Server) refuse(sock *socket.Socket, ack func([]any, error)) {
+	switch s.f.RefuseAs {
+	case "", "chatError":
+		sock.Emit("chatError", map[string]any{"event": "writeMessage", "code": "internal_error", "message": "store unavailable"})
+	case "both":
+		sock.Emit("chatError", map[string]any{"event": "writeMessage", "code": "internal_error", "message": "store unavailable"})
+		fallthrough
+	case "ack":
+		if ack != nil {
+			ack([]any{map[string]any{"ok": false, "code": "internal_error", "message": "store unavailable"}}, nil)
+		}
+	case "ack-error":
+		if ack != nil {
+			ack([]any{map[string]any{"error": "store unavailable"}}, nil)
+		}
+	case "notice":
+		sock.Emit("notice", map[string]any{"level": "error", "event": "writeMessage", "reason": "internal_error", "detail": "store unavailable"})
+	case "exception":
+		sock.Emit("exception", map[string]any{"status": "error", "message": "writeMessage: store unavailable"})
 	}
 }

@@ -132,3 +132,42 @@ func TestSeedStyleLoadAgainstSeedServer(t *testing.T) {
 		t.Errorf("sent %d, delivered %d of %d owed: want everything owed delivered", m.Sent, m.Delivered, m.ExpectedDeliveries)
 	}
 }
+
+// TestLoadCountsEveryRefusalForm: servers on other stacks that refuse
+// writes (a rate limit the load exceeds) in forms other than the
+// reference's chatError — the Python server's `notice` event and
+// `{"error": …}` ack, a Node server refusing through acks alone, one
+// telling it in an `exception` event that names no event — have those
+// writes counted as refused, never as lost, and every accepted message
+// delivered (issue 11).
+func TestLoadCountsEveryRefusalForm(t *testing.T) {
+	fast := func(c *loadgen.Config) { c.Pacer = loadgen.PoissonPacer{Mean: 40 * time.Millisecond} }
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"python notice", func(t *testing.T) string {
+			requirePython(t)
+			return startPython(t, "--rate-burst", "10", "--rate-per-second", "5").URL()
+		}},
+		{"node ack-errors", func(t *testing.T) string {
+			requireNode(t)
+			return startNode(t, "variants.js", "--variant", "ack-errors,rate-10", "--port", "0", "--init-path", "/api/socket").URL()
+		}},
+		{"node error-event", func(t *testing.T) string {
+			requireNode(t)
+			return startNode(t, "variants.js", "--variant", "error-event,rate-10", "--port", "0", "--init-path", "/api/socket").URL()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runLoadWith(t, tc.start(t), fast)
+			m := s.Messages
+			if m.Refused == 0 {
+				t.Errorf("refused %d by code %v: the load outruns the server's rate limit, want refusals", m.Refused, m.RefusedByCode)
+			}
+			if m.Lost != 0 || m.ExpectedDeliveries == 0 || m.Delivered != m.ExpectedDeliveries {
+				t.Errorf("messages %+v: want every accepted message delivered and nothing lost", m)
+			}
+		})
+	}
+}

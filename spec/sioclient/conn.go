@@ -64,6 +64,7 @@ type Conn struct {
 
 	ackMu   sync.Mutex
 	acks    map[uint64]chan json.RawMessage
+	ackFns  map[uint64]func(json.RawMessage) // EmitWithAckCallback's, run by the reader
 	nextAck uint64
 
 	wg       sync.WaitGroup
@@ -334,20 +335,22 @@ func (c *Conn) sendWithAck(ctx context.Context, event string, args []any) (<-cha
 		c.ackMu.Unlock()
 	}
 
-	e := getEncBuf()
-	e.header(sioparser.EVENT, c.nsp, id, true)
-	err := e.array(&event, args)
-	if err == nil {
-		err = c.send(ctx, e.b.Bytes())
-	} else {
-		err = fmt.Errorf("sioclient: encoding %q arguments: %w", event, err)
-	}
-	putEncBuf(e)
-	if err != nil {
+	if err := c.sendEventWithID(ctx, id, event, args); err != nil {
 		forget()
 		return nil, nil, err
 	}
 	return ch, forget, nil
+}
+
+// sendEventWithID sends an EVENT packet that asks for ack id.
+func (c *Conn) sendEventWithID(ctx context.Context, id uint64, event string, args []any) error {
+	e := getEncBuf()
+	defer putEncBuf(e)
+	e.header(sioparser.EVENT, c.nsp, id, true)
+	if err := e.array(&event, args); err != nil {
+		return fmt.Errorf("sioclient: encoding %q arguments: %w", event, err)
+	}
+	return c.send(ctx, e.b.Bytes())
 }
 
 // Ack answers an event whose AckID is set.
@@ -695,10 +698,15 @@ func (c *Conn) handleSocket(b []byte, recv time.Time) error {
 		}
 		c.ackMu.Lock()
 		ch, ok := c.acks[p.id]
+		fn := c.ackFns[p.id]
+		delete(c.ackFns, p.id) // a second ack for the same id finds nothing
 		issued := p.id < c.nextAck
 		c.ackMu.Unlock()
 		if !issued {
 			return protoErr(b, "ACK for id %d, which was never requested", p.id)
+		}
+		if fn != nil {
+			fn(json.RawMessage(args))
 		}
 		if ok {
 			select {
