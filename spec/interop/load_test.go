@@ -2,6 +2,10 @@ package interop
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -167,6 +171,51 @@ func TestLoadCountsEveryRefusalForm(t *testing.T) {
 			}
 			if m.Lost != 0 || m.ExpectedDeliveries == 0 || m.Delivered != m.ExpectedDeliveries {
 				t.Errorf("messages %+v: want every accepted message delivered and nothing lost", m)
+			}
+		})
+	}
+}
+
+// TestLoadDefaultGatesPassOtherStacks: `chatspec load` with its default
+// gates (every correctness figure at 0: sessions dropped, refused, lost,
+// duplicated, reordered, order conflicts, out-of-contract events)
+// passes the Node and the Python servers, as a user would run it.
+func TestLoadDefaultGatesPassOtherStacks(t *testing.T) {
+	bin := chatspecBinary(t)
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"node", func(t *testing.T) string {
+			requireNode(t)
+			return startNode(t, "server.js", "--port", "0", "--lazy", "--init-path", "/api/socket").URL()
+		}},
+		{"python", func(t *testing.T) string {
+			requirePython(t)
+			return startPython(t).URL()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.start(t)
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "load", "--target", url, "--init-path", "/api/socket", "--users", "20", "--ramp", "1s",
+				"--duration", "4s", "--message-interval", "300ms", "--transport-mix", "websocket=2,polling=1,upgrade=1", "--progress", "off", "--report-dir", dir)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("chatspec load: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s loadgen.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			if m := s.Messages; s.Verdict != "pass" || m.Delivered == 0 || m.Delivered != m.ExpectedDeliveries || m.Refused != 0 || s.Sessions.EndedByServer != 0 {
+				t.Errorf("verdict %s, messages %+v, sessions %+v\n%s", s.Verdict, m, s.Sessions, out)
 			}
 		})
 	}
