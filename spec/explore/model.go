@@ -57,6 +57,9 @@ type Event struct {
 	Msgs []Msg
 	// Malformed says why the payload breaks PAY-1 ("" when it does not).
 	Malformed string
+	// About is, for an event outside the chat events, the "event" its
+	// first argument names (a refusal report's), "" when none.
+	About string
 }
 
 // Msg is one entry of a messagesList.
@@ -127,6 +130,11 @@ type Trace struct {
 	// Skipped marks operations the runner could not perform (their client
 	// failed to connect).
 	Skipped []bool
+	// Stall is the longest time the harness could not run during the run
+	// (spec/lag), or a socket's heartbeat was late (its HeartbeatLag),
+	// whichever is longer: a stall near the server's ping timeout may
+	// have made the server rightly drop a socket whose pong came late.
+	Stall time.Duration
 }
 
 // Violation is one breach of CONTRACT.md.

@@ -1,6 +1,7 @@
 package explore
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -267,5 +268,42 @@ func TestGenerateIsDeterministic(t *testing.T) {
 	}
 	if n := Generate(3, GenOptions{}).Writes(); n < 1000 {
 		t.Errorf("the chatty shape writes %d messages, want more than 1,000", n)
+	}
+}
+
+// judge sets aside a failing run whose harness stalled near the ping
+// timeout and runs the scenario again; a failing run without such a stall
+// is judged, and a scenario that only ever fails stalled is not failed.
+func TestJudgeSetsAsideStalledFailures(t *testing.T) {
+	hb := Heartbeat{PingInterval: time.Second, PingTimeout: 4 * time.Second}
+	failing := func(stall time.Duration) *Trace {
+		b := newTB(Op{Kind: OpConnect, C: 0}, Op{Kind: OpJoin, C: 0, User: 0}) // accepted, no connected: JOIN-1
+		b.t.Stall = stall
+		return b.t
+	}
+	for _, tc := range []struct {
+		name                string
+		stalls              []time.Duration
+		wantRuns, wantAside int
+		wantFail            bool
+	}{
+		{"no stall", []time.Duration{0}, 1, 0, true},
+		{"short stall", []time.Duration{time.Second}, 1, 0, true},
+		{"stalled then clean", []time.Duration{2 * time.Second, 0}, 2, 1, true},
+		{"always stalled", []time.Duration{3 * time.Second, 3 * time.Second, 3 * time.Second, 0}, 3, 3, false},
+	} {
+		runs := 0
+		run := func(context.Context, Scenario, Heartbeat) (*Trace, error) {
+			tr := failing(tc.stalls[runs])
+			runs++
+			return tr, nil
+		}
+		_, vs, aside, err := judge(t.Context(), run, Scenario{}, hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runs != tc.wantRuns || aside != tc.wantAside || (len(vs) > 0) != tc.wantFail {
+			t.Errorf("%s: %d runs, %d set aside, violations %v; want %d runs, %d set aside, failing %v", tc.name, runs, aside, vs, tc.wantRuns, tc.wantAside, tc.wantFail)
+		}
 	}
 }

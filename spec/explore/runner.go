@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatspec/chatspec/spec/lag"
 	"github.com/chatspec/chatspec/spec/sioclient"
 	"github.com/chatspec/chatspec/spec/target"
 )
@@ -118,6 +119,7 @@ func (r *Runner) Run(ctx context.Context, s Scenario, hb Heartbeat) (*Trace, err
 	ru.window.Store(-1)
 	defer ru.teardown()
 	t0 := time.Now()
+	stalls := lag.Start(ctx)
 	for i, op := range s.Ops {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -145,6 +147,14 @@ func (r *Runner) Run(ctx context.Context, s Scenario, hb Heartbeat) (*Trace, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	t.Stall = stalls.Longest(t0, time.Now())
+	ru.mu.Lock()
+	for _, c := range ru.conns {
+		if c != nil {
+			t.Stall = max(t.Stall, c.HeartbeatLag())
+		}
+	}
+	ru.mu.Unlock()
 	ru.teardown()
 	cancel()
 	ru.wg.Wait()
@@ -309,6 +319,8 @@ func (ru *run) record(ci int, sev sioclient.Event) {
 	}
 	if isChatEvent(sev.Name) {
 		ru.decode(&ev, sev)
+	} else {
+		ev.About = aboutEvent(sev.Args)
 	}
 	ru.trace.Clients[ci].Events = append(ru.trace.Clients[ci].Events, ev)
 	ru.lastEv = time.Now()
@@ -326,6 +338,23 @@ func (ru *run) in(s string) string {
 	}
 	ru.intern[s] = s
 	return s
+}
+
+// aboutEvent returns the "event" field of a report's first argument (the
+// reference's chatError and the Python server's notice name the event
+// they refuse), "" when it has none.
+func aboutEvent(args json.RawMessage) string {
+	if len(args) > 4<<10 {
+		return ""
+	}
+	var v []struct {
+		Event any `json:"event"`
+	}
+	if json.Unmarshal(args, &v) != nil || len(v) == 0 {
+		return ""
+	}
+	s, _ := v[0].Event.(string)
+	return clipS(s)
 }
 
 // decode fills ev from a chat event's payload, or says why the payload
@@ -394,18 +423,32 @@ func (ru *run) join(i int, op Op) bool {
 	if err := ru.conns[ci].Emit(ru.ctx, "connecting", map[string]string{"username": name}); err != nil {
 		return true // the connection ended: recorded as Ended
 	}
+	// A refusal (any event but the chat events) is an answer, but a
+	// connected may still follow an unrelated extra event: after one the
+	// wait goes on for half its bound, not the whole of it (a crowd of
+	// refused usernames would otherwise cost the full bound each); a
+	// report naming the event ("event": "connecting") ends it at once.
 	refusedAt := -1
-	ok := ru.wait(ru.bound(), func() bool {
+	var refusedSeen time.Time
+	grace := ru.bound() / 2
+	accepted := false
+	ru.wait(ru.bound(), func() bool {
 		for k, ev := range c.Events[from:] {
 			if ev.Name == "connected" {
+				accepted = true
 				return true
 			}
 			if !isChatEvent(ev.Name) && refusedAt < 0 {
+				refusedAt, refusedSeen = from+k, time.Now()
+			}
+			if !isChatEvent(ev.Name) && ev.About == "connecting" {
 				refusedAt = from + k
+				return true // a report that names the join: the answer
 			}
 		}
-		return false
+		return refusedAt >= 0 && time.Since(refusedSeen) >= grace
 	})
+	ok := accepted
 	ru.mu.Lock()
 	switch {
 	case ok:

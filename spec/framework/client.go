@@ -276,7 +276,7 @@ func (c *Client) awaitFunc(ctx context.Context, timeout time.Duration, what stri
 	deadline := start.Add(timeout)
 	stall, limit := catchUpBounds(timeout)
 	waited, behind := catchUp(c.run.ctx, []*Client{c}, deadline, stall, limit)
-	lag := c.run.lag.during(start, time.Now())
+	lag := c.run.lag.During(start, time.Now())
 	note := lateNote(waited, behind, lag, timeout)
 	if r, ok := c.find(0, match, true); ok {
 		c.f.harnessFinding(what, note, r)

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatspec/chatspec/spec/lag"
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
@@ -140,7 +141,7 @@ type run struct {
 	autoWhy string
 
 	// lag measures the time the harness was starved of CPU (lag.go).
-	lag *lagMonitor
+	lag *lag.Monitor
 
 	shapeMu sync.Mutex
 	shapes  []string // PAY-1 problems seen by the chat cases' clients
@@ -245,7 +246,7 @@ func Configure(ctx context.Context, cfg Config) error {
 	}
 	currentMu.Lock()
 	defer currentMu.Unlock()
-	current = &run{cfg: cfg, ctx: ctx, lag: startLagMonitor(ctx)}
+	current = &run{cfg: cfg, ctx: ctx, lag: lag.Start(ctx)}
 	return nil
 }
 

@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -17,88 +16,15 @@ import (
 //   - every Client's reader says when it has processed everything its
 //     connection had queued (Client.idle); a wait that times out first
 //     lets the readers catch up (catchUp) and looks again;
-//   - the run measures how late the harness's own timers fire (lagMonitor):
+//   - the run measures how late the harness's own timers fire (lag.Monitor):
 //     time the process was starved of CPU. A wait whose window lost more
 //     than starvedShare of its length to that is extended by the lag.
 //
 // Both are reported as findings, so a verdict that needed them says so.
 
-// lagTick is how often the lag monitor wakes: short enough to see a
-// starved process, long enough to cost nothing.
-const lagTick = 20 * time.Millisecond
-
-// lagKeep bounds the samples kept: waits are seconds long, so a few
-// minutes of history is plenty.
-const lagKeep = 8192
-
 // starvedShare is the share of a wait's window lost to starvation beyond
 // which the wait is extended.
 const starvedShare = 10
-
-type lagSample struct {
-	at   time.Time
-	late time.Duration
-}
-
-// lagMonitor records how late a ticking timer fires: the time the process
-// could not run. Only late ticks are stored.
-type lagMonitor struct {
-	mu      sync.Mutex
-	samples []lagSample // ring of the last lagKeep late ticks
-	next    int
-}
-
-func startLagMonitor(ctx context.Context) *lagMonitor {
-	m := &lagMonitor{}
-	go m.loop(ctx)
-	return m
-}
-
-func (m *lagMonitor) loop(ctx context.Context) {
-	t := time.NewTimer(lagTick)
-	defer t.Stop()
-	for {
-		start := time.Now()
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			// More than a tick late: the goroutine could not run.
-			if late := now.Sub(start) - lagTick; late > lagTick {
-				m.add(lagSample{at: now, late: late})
-			}
-			t.Reset(lagTick)
-		}
-	}
-}
-
-func (m *lagMonitor) add(s lagSample) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.samples) < lagKeep {
-		m.samples = append(m.samples, s)
-		return
-	}
-	m.samples[m.next] = s
-	m.next = (m.next + 1) % lagKeep
-}
-
-// during returns how much of [from, to] the process was starved (the sum
-// of the late ticks that ended in it).
-func (m *lagMonitor) during(from, to time.Time) time.Duration {
-	if m == nil {
-		return 0
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var sum time.Duration
-	for _, s := range m.samples {
-		if s.at.After(from) && !s.at.After(to) {
-			sum += min(s.late, s.at.Sub(from))
-		}
-	}
-	return sum
-}
 
 // catchUp waits until the reader of every client has processed all that
 // its connection received before deadline: it processed an event received

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatspec/chatspec/spec/lag"
 	"github.com/chatspec/chatspec/spec/sioclient"
 )
 
@@ -70,7 +71,7 @@ func testClient(t *testing.T, srv *eventServer) (*Client, func() []string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r := &run{cfg: Config{StepTimeout: time.Second, RunID: "t1"}, ctx: ctx, lag: startLagMonitor(ctx)}
+	r := &run{cfg: Config{StepTimeout: time.Second, RunID: "t1"}, ctx: ctx, lag: lag.Start(ctx)}
 	var mu sync.Mutex
 	var findings []string
 	f := &Framework{run: r, started: time.Now(), CaseID: "TEST-1", budget: newCaseBudget(), onFinding: func(s string) {
@@ -147,31 +148,5 @@ func TestAwaitStillFailsWhenNothingCame(t *testing.T) {
 	}
 	if got := findings(); len(got) != 0 {
 		t.Errorf("findings %q, want none for a wait that failed", got)
-	}
-}
-
-func TestLagMonitorSumsLateTicksInAWindow(t *testing.T) {
-	m := &lagMonitor{}
-	base := time.Now()
-	for i, late := range []time.Duration{100, 200, 300} {
-		m.add(lagSample{at: base.Add(time.Duration(i+1) * time.Second), late: late * time.Millisecond})
-	}
-	for _, tc := range []struct {
-		from, to time.Duration
-		want     time.Duration
-	}{
-		{0, 4 * time.Second, 600 * time.Millisecond},
-		{1500 * time.Millisecond, 2500 * time.Millisecond, 200 * time.Millisecond},
-		// A late tick counts only for the part of it inside the window.
-		{2950 * time.Millisecond, 4 * time.Second, 50 * time.Millisecond},
-		{5 * time.Second, 6 * time.Second, 0},
-	} {
-		if got := m.during(base.Add(tc.from), base.Add(tc.to)); got != tc.want {
-			t.Errorf("during(+%s, +%s) = %s, want %s", tc.from, tc.to, got, tc.want)
-		}
-	}
-	var nilMonitor *lagMonitor
-	if got := nilMonitor.during(base, base.Add(time.Hour)); got != 0 {
-		t.Errorf("a nil monitor reports %s, want 0", got)
 	}
 }

@@ -119,7 +119,7 @@ func waitUntil(ctx context.Context, r *run, timeout time.Duration, clients []*Cl
 	}
 	stall, limit := catchUpBounds(timeout)
 	waited, behind := catchUp(r.ctx, clients, start.Add(timeout), stall, limit)
-	lag := r.lag.during(start, time.Now())
+	lag := r.lag.During(start, time.Now())
 	note := lateNote(waited, behind, lag, timeout)
 	if check() {
 		if note != "" && finding != nil {

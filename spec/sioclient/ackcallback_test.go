@@ -3,7 +3,9 @@ package sioclient
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,5 +74,45 @@ func TestAckCallbackKeepsReceiveOrder(t *testing.T) {
 				t.Errorf("after Close: %v, want no further call", seen)
 			}
 		})
+	}
+}
+
+// HeartbeatLag: a ping that comes 600 ms later than pingInterval after the
+// one before is measured as at least that late.
+func TestHeartbeatLagMeasuresALatePing(t *testing.T) {
+	var n atomic.Int32
+	url := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			fmt.Fprint(w, "ok")
+			return
+		}
+		switch n.Add(1) {
+		case 1:
+			fmt.Fprint(w, `0{"sid":"a","upgrades":[],"pingInterval":100,"pingTimeout":5000,"maxPayload":1000000}`)
+		case 2:
+			fmt.Fprint(w, `40{"sid":"s1"}`)
+		case 3:
+			fmt.Fprint(w, "2")
+		case 4:
+			time.Sleep(100 * time.Millisecond)
+			fmt.Fprint(w, "2")
+		case 5:
+			time.Sleep(700 * time.Millisecond)
+			fmt.Fprint(w, "2")
+		default:
+			<-r.Context().Done()
+		}
+	})
+	c, err := Dial(ctxT(t, 5*time.Second), Options{URL: url, Transport: Polling})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Load() < 6 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := c.HeartbeatLag(); got < 550*time.Millisecond {
+		t.Errorf("HeartbeatLag = %s after a ping 600ms late, want at least 550ms", got)
 	}
 }

@@ -69,7 +69,28 @@ type Conn struct {
 
 	wg       sync.WaitGroup
 	inOnEvnt atomic.Bool
+
+	lastPing time.Time    // reader goroutine: when the last ping was answered
+	pingLag  atomic.Int64 // HeartbeatLag, in nanoseconds
 }
+
+// notePing records a ping just answered (reader goroutine).
+func (c *Conn) notePing() {
+	now := time.Now()
+	if !c.lastPing.IsZero() {
+		if late := now.Sub(c.lastPing) - c.hs.PingInterval; late > time.Duration(c.pingLag.Load()) {
+			c.pingLag.Store(int64(late))
+		}
+	}
+	c.lastPing = now
+}
+
+// HeartbeatLag is the longest a ping was answered later than pingInterval
+// after the one before: how long the heartbeat was at risk, by the
+// server's slowness or this client's (a reader behind its connection, a
+// starved process). A server drops a socket whose pong is pingTimeout
+// late, so a lag near it explains a drop a correct server made.
+func (c *Conn) HeartbeatLag() time.Duration { return time.Duration(c.pingLag.Load()) }
 
 // Dial opens an Engine.IO session, upgrades it if asked, and connects the
 // namespace. It returns once the server acknowledged the CONNECT. The whole
@@ -598,6 +619,7 @@ func (c *Conn) handleEngine(b []byte, recv time.Time) error {
 		// that the server, not this timer, is the first to notice.
 		c.pingTimer.Load().Reset(c.pingWait)
 		c.sendControl([]byte{enginePong})
+		c.notePing()
 		return nil
 	case engineNoop, enginePong:
 		return nil
