@@ -410,11 +410,23 @@ func TestUsersAreSpreadOverTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := Measure(context.Background(), e, NewMetrics(MetricsConfig{Users: 6, Window: 300 * time.Millisecond}), true)
-	if got := s.LatencyMS.Join.Count; got != 6 {
-		t.Fatalf("joined %d of 6: %+v", got, s.Errors)
+	if u := unexplained(s); len(u) > 0 {
+		t.Fatalf("errors %+v", u)
 	}
-	if a.Joins() != 3 || b.Joins() != 3 {
-		t.Errorf("joins per target = %d, %d; want 3, 3", a.Joins(), b.Joins())
+	// The library's own drop of a join (libraryDrop) may cost a user its
+	// join when its reconnect does not fit in the short plan (seen once on
+	// a loaded machine): each such drop is one join fewer, on one target.
+	drops := 0
+	for _, e := range s.Errors {
+		if libraryDrop(e) {
+			drops += int(e.Count)
+		}
+	}
+	if got := s.LatencyMS.Join.Count; got < int64(6-drops) {
+		t.Fatalf("joined %d of 6 (%d dropped by the library): %+v", got, drops, s.Errors)
+	}
+	if a.Joins() < 3-drops || b.Joins() < 3-drops || a.Joins()+b.Joins() < 6-drops || a.Joins() > 3+drops || b.Joins() > 3+drops {
+		t.Errorf("joins per target = %d, %d (%d dropped by the library); want 3, 3", a.Joins(), b.Joins(), drops)
 	}
 }
 

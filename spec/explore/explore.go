@@ -29,6 +29,9 @@ type Options struct {
 	// then ignored). A defect that needs volume (a chatty scenario's
 	// thousand messages) is then reached on a slow machine too.
 	Scenarios int
+	// MinScenarios, when > 0, keeps a wall-clock Budget going until at
+	// least this many scenarios ran (NumShapes: one of each shape).
+	MinScenarios int
 	// Progress, when set, receives one line per scenario.
 	Progress func(string)
 }
@@ -102,7 +105,7 @@ func Explore(ctx context.Context, o Options) (Result, error) {
 			}
 			s = *o.Replay
 		} else {
-			if o.Scenarios > 0 && int(k) >= o.Scenarios || o.Scenarios <= 0 && time.Since(start) >= o.Budget && k > 0 {
+			if o.Scenarios > 0 && int(k) >= o.Scenarios || o.Scenarios <= 0 && time.Since(start) >= o.Budget && k > 0 && int(k) >= o.MinScenarios {
 				break
 			}
 			s = Generate(o.Seed+k, gen)

@@ -52,6 +52,10 @@ const (
 	numShapes
 )
 
+// NumShapes is how many shapes seeds cycle through: NumShapes scenarios
+// from consecutive seeds cover each shape once.
+const NumShapes = int(numShapes)
+
 func (s Shape) String() string {
 	return [...]string{"tabs", "crowd", "long-poll", "chatty"}[s]
 }
