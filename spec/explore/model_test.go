@@ -307,3 +307,25 @@ func TestJudgeSetsAsideStalledFailures(t *testing.T) {
 		}
 	}
 }
+
+// A stall explains presence, not the rest: a stalled run whose violations
+// include one a late pong cannot cause is judged, with that one.
+func TestJudgeKeepsWhatAStallCannotExplain(t *testing.T) {
+	hb := Heartbeat{PingInterval: time.Second, PingTimeout: 4 * time.Second}
+	runs := 0
+	run := func(context.Context, Scenario, Heartbeat) (*Trace, error) {
+		runs++
+		// JOIN-1 (no connected) and PAY-1 (a malformed joined).
+		b := newTB(Op{Kind: OpConnect, C: 0}, Op{Kind: OpJoin, C: 0, User: 0})
+		b.t.Clients[0].Events = append(b.t.Clients[0].Events, Event{Name: "joined", Window: 1, At: at(20), Malformed: "connectedUserList is missing or null"})
+		b.t.Stall = 3 * time.Second
+		return b.t, nil
+	}
+	_, vs, aside, err := judge(t.Context(), run, Scenario{}, hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 1 || aside != 0 || len(vs) == 0 || slices.ContainsFunc(vs, heartbeatExplains) {
+		t.Errorf("%d runs, %d set aside, violations %v: want one run judged with PAY-1 only", runs, aside, vs)
+	}
+}
