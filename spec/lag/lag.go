@@ -73,17 +73,8 @@ func (m *Monitor) add(s sample) {
 // During returns how much of [from, to] the process was starved (the sum
 // of the late ticks that ended in it).
 func (m *Monitor) During(from, to time.Time) time.Duration {
-	if m == nil {
-		return 0
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	var sum time.Duration
-	for _, s := range m.samples {
-		if s.at.After(from) && !s.at.After(to) {
-			sum += min(s.late, s.at.Sub(from))
-		}
-	}
+	m.each(from, to, func(s sample) { sum += min(s.late, s.at.Sub(from)) })
 	return sum
 }
 
@@ -91,16 +82,22 @@ func (m *Monitor) During(from, to time.Time) time.Duration {
 // stretch in which the process could not run at all (a heartbeat answer
 // due then went out that late).
 func (m *Monitor) Longest(from, to time.Time) time.Duration {
+	var longest time.Duration
+	m.each(from, to, func(s sample) { longest = max(longest, s.late) })
+	return longest
+}
+
+// each calls f with every late tick that ended in [from, to]; a nil
+// Monitor has none.
+func (m *Monitor) each(from, to time.Time, f func(sample)) {
 	if m == nil {
-		return 0
+		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var longest time.Duration
 	for _, s := range m.samples {
 		if s.at.After(from) && !s.at.After(to) {
-			longest = max(longest, s.late)
+			f(s)
 		}
 	}
-	return longest
 }
