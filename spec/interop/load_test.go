@@ -145,26 +145,40 @@ func TestSeedStyleLoadAgainstSeedServer(t *testing.T) {
 // writes counted as refused, never as lost, and every accepted message
 // delivered (issue 11).
 func TestLoadCountsEveryRefusalForm(t *testing.T) {
+	// Each user writes faster than the server's rate limit lets it.
 	fast := func(c *loadgen.Config) { c.Pacer = loadgen.PoissonPacer{Mean: 40 * time.Millisecond} }
 	for _, tc := range []struct {
 		name  string
 		start func(t *testing.T) string
+		tune  func(c *loadgen.Config)
 	}{
+		// python-socketio rebuilds and sends the whole history to every
+		// receiver on each accepted write: on a loaded 2-core machine the
+		// interpreter falls seconds behind 16 users at the Node cases'
+		// rate, and deliveries still in its queues when the run ends read
+		// as lost (CI, measured: 8,565 trailing losses of 12,649 with three
+		// busy loops beside it). A slower refill and the shortest legal
+		// history keep the accepted work small while the writes (10/s per
+		// user against 1/s after a burst of 10) are still refused, and a
+		// wider window gives its delays room.
 		{"python notice", func(t *testing.T) string {
 			requirePython(t)
-			return startPython(t, "--rate-burst", "10", "--rate-per-second", "5").URL()
+			return startPython(t, "--rate-burst", "10", "--rate-per-second", "1", "--history-limit", "50").URL()
+		}, func(c *loadgen.Config) {
+			c.Pacer = loadgen.PoissonPacer{Mean: 100 * time.Millisecond}
+			c.Window = 3 * time.Second
 		}},
 		{"node ack-errors", func(t *testing.T) string {
 			requireNode(t)
 			return startNode(t, "variants.js", "--variant", "ack-errors,rate-10", "--port", "0", "--init-path", "/api/socket").URL()
-		}},
+		}, fast},
 		{"node error-event", func(t *testing.T) string {
 			requireNode(t)
 			return startNode(t, "variants.js", "--variant", "error-event,rate-10", "--port", "0", "--init-path", "/api/socket").URL()
-		}},
+		}, fast},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := runLoadWith(t, tc.start(t), fast)
+			s := runLoadWith(t, tc.start(t), tc.tune)
 			m := s.Messages
 			if m.Refused == 0 {
 				t.Errorf("refused %d by code %v: the load outruns the server's rate limit, want refusals", m.Refused, m.RefusedByCode)
