@@ -22,6 +22,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/chatspec/chatspec/reference/safepolling"
+	"github.com/chatspec/chatspec/reference/sharedws"
 	"github.com/chatspec/chatspec/reference/store"
 	"github.com/chatspec/chatspec/reference/webchat"
 )
@@ -249,7 +250,7 @@ func (s *Server) socketOptions(adapter socket.AdapterConstructor) *socket.Server
 		case TransportPolling:
 			ts.Add(safepolling.Polling) // the library's, with closes ordered after POSTs (safepolling)
 		case TransportWebSocket:
-			ts.Add(engine.WebSocket)
+			ts.Add(sharedws.New()) // the library's, with a broadcast framed once for all receivers (sharedws)
 		}
 	}
 	opts.SetTransports(ts)
