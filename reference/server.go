@@ -22,6 +22,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/chatspec/chatspec/reference/safepolling"
+	"github.com/chatspec/chatspec/reference/sharedadapter"
 	"github.com/chatspec/chatspec/reference/sharedws"
 	"github.com/chatspec/chatspec/reference/store"
 	"github.com/chatspec/chatspec/reference/webchat"
@@ -263,9 +264,12 @@ func (s *Server) socketOptions(adapter socket.AdapterConstructor) *socket.Server
 			},
 		})
 	}
-	if adapter != nil {
-		opts.SetAdapter(adapter)
+	if adapter == nil {
+		// One node: the library's in-memory adapter, with a broadcast's
+		// bytes shared by its receivers rather than copied (sharedadapter).
+		adapter = sharedadapter.Builder{}
 	}
+	opts.SetAdapter(adapter)
 	return opts
 }
 

@@ -28,6 +28,7 @@
 #   SEED              load generator seed, the same for every run        (1)
 #   BIN               a built chatspec (default: built from this tree into a temp dir)
 #   OUT_DIR           keep summary.json, load output and server logs here (default: a temp dir, removed)
+#   REFERENCE_ARGS    more `chatspec serve` flags for the reference, e.g. "--cpu-profile /tmp/ref.pprof"
 #
 # Exit codes: 0 every run measured (this is a measurement, not a gate: slow
 # or lossy servers still exit 0); 1 a load run wrote no summary.json; 2 a
@@ -42,6 +43,7 @@ MESSAGE_INTERVAL=${MESSAGE_INTERVAL:-1s}
 RAMP=${RAMP:-5s}
 HISTORY_LIMIT=${HISTORY_LIMIT:-200}
 SEED=${SEED:-1}
+REFERENCE_ARGS=${REFERENCE_ARGS:-}
 NODE_DIR=spec/testdata/nodeserver
 START_TIMEOUT=20 # seconds a server has to print its listening line
 STOP_TIMEOUT=15  # seconds a server has to exit after SIGTERM
@@ -172,7 +174,8 @@ start_server() {
   local name=$1 log=$2
   case "$name" in
     reference)
-      taskset -c 0 "$BIN" serve --addr 127.0.0.1:0 --history-limit "$HISTORY_LIMIT" \
+      # shellcheck disable=SC2086 # REFERENCE_ARGS is a list of words
+      taskset -c 0 "$BIN" serve --addr 127.0.0.1:0 --history-limit "$HISTORY_LIMIT" $REFERENCE_ARGS \
         >"$log.stdout" 2>"$log.stderr" &
       ;;
     node)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -61,6 +62,7 @@ type serveFlags struct {
 	redisURL   string
 	redisOpts  redisstore.Options
 	adapter    string
+	cpuProfile string
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -96,6 +98,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a graceful stop may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format` on stderr: text or json")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to `file` (read it with go tool pprof)")
 	fs.StringVar(&f.redisURL, "redis", "", "share users and history through Redis at `URL` (redis://host:6379/0); default: in memory, one node")
 	fs.StringVar(&f.redisOpts.Prefix, "redis-prefix", redisstore.DefaultPrefix, "with --redis: `prefix` of every key and channel; nodes of one chat share it")
 	fs.StringVar(&f.redisOpts.NodeID, "node-id", defaultNodeID(), "with --redis: this node's `ID`, unique among live nodes")
@@ -173,6 +176,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	logger, err := f.finish(stderr)
 	if err != nil {
 		return usageError(stderr, "serve", err)
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "chatspec serve: %v\n", err)
+			return ExitError
+		}
+		defer stop()
 	}
 	opts := []reference.Option{reference.WithLogger(logger)}
 	var cl *cluster
@@ -318,4 +329,21 @@ func redactURL(raw string) string {
 		return "(unparsable)"
 	}
 	return u.Redacted()
+}
+
+// startCPUProfile profiles the process into path until the returned stop
+// is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -98,15 +100,17 @@ func TestServeHelp(t *testing.T) {
 	}
 }
 
-// serve prints its URL, serves, and exits 0 when its context ends.
+// serve prints its URL, serves, and exits 0 when its context ends,
+// leaving the CPU profile it was asked for.
 func TestServeRunsAndStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	out := &serveOutput{url: make(chan string, 1)}
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, out, &stderr)
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error", "--cpu-profile", profile}, out, &stderr)
 	}()
 
 	var url string
@@ -139,6 +143,19 @@ func TestServeRunsAndStopsCleanly(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop after its context ended")
+	}
+	// A pprof profile is gzipped protobuf.
+	if b, err := os.ReadFile(profile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("--cpu-profile %s: %d bytes, %v; want a gzipped profile", profile, len(b), err)
+	}
+}
+
+// A profile that cannot be written stops serve before it listens.
+func TestServeCPUProfileUnwritable(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"serve", "--addr", "127.0.0.1:0", "--cpu-profile", filepath.Join(t.TempDir(), "missing", "cpu.pprof")}, &stdout, &stderr)
+	if code != ExitError || !strings.Contains(stderr.String(), "--cpu-profile") || strings.Contains(stdout.String(), "listening") {
+		t.Errorf("exit %d, stdout %q, stderr %q: want %d and a --cpu-profile error before listening", code, stdout.String(), stderr.String(), ExitError)
 	}
 }
 
