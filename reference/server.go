@@ -86,6 +86,9 @@ type Server struct {
 	// (outputbudget.go).
 	budget  *outputBudget
 	reclaim reclaimer
+	// sharedBroadcasts: a broadcast's receivers hold one copy of it
+	// (sharedadapter), so the budget counts it once (slowreader.go).
+	sharedBroadcasts bool
 
 	// probe is the store ping /healthz requests are waiting for, if any.
 	probeMu sync.Mutex
@@ -208,6 +211,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
 
+	// Without an adapter of its own (one node) the server broadcasts
+	// through sharedadapter, whose receivers share one copy.
+	s.sharedBroadcasts = o.adapter == nil
 	s.io = socket.NewServer(nil, s.socketOptions(o.adapter))
 	s.io.Use(s.admit)
 	if err := s.io.On("connection", s.onConnection); err != nil {

@@ -32,7 +32,17 @@ import (
 // least every PingInterval.
 //
 // Every tracker also reports its unwritten bytes to the server's shared
-// output budget (outputbudget.go), which bounds their sum.
+// output budget (outputbudget.go), which bounds their sum: the memory
+// they hold. On one node a broadcast is not copied per connection
+// (sharedadapter, sharedws): its receivers read one copy. Its bytes still
+// count toward each connection's own limit, since a connection that far
+// behind is a slow reader, but not toward the budget, which would count
+// one copy as many. What the shared copies hold together stays bounded
+// anyway: every connection receives the same broadcasts in the same
+// order, so each one's unwritten broadcasts are the newest ones, and all
+// of them together are the newest SlowReaderLimit bytes of broadcasts,
+// once. (Measured: 200 users on a CPU-starved generator had 60 healthy
+// connections dropped by the budget, each holding 2–6 MB it did not own.)
 
 // slowReader tracks one Engine.IO connection's unwritten bytes.
 type slowReader struct {
@@ -45,13 +55,18 @@ type slowReader struct {
 	budget   *outputBudget
 	released func(n int64)
 
-	mu        sync.Mutex
-	queued    int64     // bytes created since the last flush
-	inflight  int64     // bytes flushed, not yet reported written
-	queuedN   int       // packets created since the last flush
-	inflightN int       // packets flushed, not yet reported written
-	since     time.Time // when the batch in flight was flushed
-	dropped   bool
+	mu       sync.Mutex
+	queued   int64 // bytes created since the last flush
+	inflight int64 // bytes flushed, not yet reported written
+	// queuedOwn and inflightOwn are the parts of queued and inflight
+	// this connection holds alone (not shared broadcasts): what it adds
+	// to the budget.
+	queuedOwn   int64
+	inflightOwn int64
+	queuedN     int       // packets created since the last flush
+	inflightN   int       // packets flushed, not yet reported written
+	since       time.Time // when the batch in flight was flushed
+	dropped     bool
 	// counted is what this connection adds to the budget's total:
 	// queued+inflight while it is open, 0 once dropped or closed (its
 	// buffers are about to be freed).
@@ -70,16 +85,26 @@ func packetSize(p *packet.Packet) int64 {
 	return 0
 }
 
+// isBroadcast: the packet is a broadcast's (the adapter gave it the
+// broadcast's pre-encoded WebSocket frame).
+func isBroadcast(p *packet.Packet) bool {
+	return p != nil && p.Options != nil && p.Options.WsPreEncodedFrame != nil
+}
+
 // created records a packet queued for the connection and applies the
-// bounds.
-func (r *slowReader) created(size int64) {
+// bounds. A shared packet (a broadcast whose bytes every receiver reads
+// from one copy) counts toward the connection's limit, not its budget.
+func (r *slowReader) created(size int64, shared bool) {
 	r.mu.Lock()
 	r.queued += size
 	r.queuedN++
 	over := false
-	if !r.dropped {
-		r.counted += size
-		over = r.budget.add(size)
+	if !shared {
+		r.queuedOwn += size
+		if !r.dropped {
+			r.counted += size
+			over = r.budget.add(size)
+		}
 	}
 	pending := r.queued + r.inflight
 	stalled := r.inflightN > 0 && r.timeout > 0 && r.now().Sub(r.since) > r.timeout
@@ -150,7 +175,8 @@ func (r *slowReader) flushed() {
 	defer r.mu.Unlock()
 	r.inflight += r.queued
 	r.inflightN += r.queuedN
-	r.queued, r.queuedN = 0, 0
+	r.inflightOwn += r.queuedOwn
+	r.queued, r.queuedN, r.queuedOwn = 0, 0, 0
 	r.since = r.now()
 }
 
@@ -161,10 +187,10 @@ func (r *slowReader) written() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.dropped {
-		r.counted -= r.inflight
-		r.budget.add(-r.inflight)
+		r.counted -= r.inflightOwn
+		r.budget.add(-r.inflightOwn)
 	}
-	r.inflight, r.inflightN = 0, 0
+	r.inflight, r.inflightN, r.inflightOwn = 0, 0, 0
 	if r.queuedN == 0 {
 		for _, w := range r.idleWait {
 			close(w)
@@ -260,7 +286,7 @@ func (s *Server) watchSlowReader(args ...any) {
 	})
 	conn.On("packetCreate", func(args ...any) {
 		p, _ := firstArg[*packet.Packet](args)
-		r.created(packetSize(p))
+		r.created(packetSize(p), s.sharedBroadcasts && isBroadcast(p))
 	})
 	conn.On("flush", func(...any) { r.flushed() })
 	s.writers.Store(id, r)

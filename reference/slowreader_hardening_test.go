@@ -18,23 +18,23 @@ func TestSlowReaderUnit(t *testing.T) {
 	clock := &fakeClock{}
 	var dropped []string
 	r := &slowReader{limit: 100, timeout: time.Second, now: clock.now, drop: func(reason string) { dropped = append(dropped, reason) }}
-	r.created(60)
+	r.created(60, false)
 	r.flushed()
-	r.created(30)
+	r.created(30, false)
 	if got := r.pending(); got != 90 || len(dropped) != 0 {
 		t.Fatalf("pending %d, dropped %v; want 90 and none", got, dropped)
 	}
 	r.written() // the batch of 60 went out
 	r.flushed()
-	r.created(60)
+	r.created(60, false)
 	if got := r.pending(); got != 90 || len(dropped) != 0 {
 		t.Fatalf("after a write: pending %d, dropped %v; want 90 and none", got, dropped)
 	}
-	r.created(11)
+	r.created(11, false)
 	if len(dropped) != 1 || !strings.Contains(dropped[0], "limit") {
 		t.Fatalf("over the limit: dropped %v", dropped)
 	}
-	r.created(1000) // dropped once only
+	r.created(1000, false) // dropped once only
 	if len(dropped) != 1 {
 		t.Fatalf("dropped twice: %v", dropped)
 	}
@@ -46,10 +46,10 @@ func TestSlowReaderUnit(t *testing.T) {
 	default:
 		t.Fatal("idle not closed with nothing queued")
 	}
-	r.created(5)
+	r.created(5, false)
 	idle := r.idle()
 	r.flushed()
-	r.created(5) // queued behind the batch in flight
+	r.created(5, false) // queued behind the batch in flight
 	r.written()
 	select {
 	case <-idle:
@@ -66,7 +66,7 @@ func TestSlowReaderUnit(t *testing.T) {
 
 	// A closed connection writes nothing more: its waiters are released,
 	// and later ones do not wait.
-	r.created(5)
+	r.created(5, false)
 	r.flushed()
 	idle = r.idle()
 	r.closed()
@@ -75,7 +75,7 @@ func TestSlowReaderUnit(t *testing.T) {
 	default:
 		t.Fatal("idle not released by the close")
 	}
-	r.created(5)
+	r.created(5, false)
 	select {
 	case <-r.idle():
 	default:
@@ -84,15 +84,15 @@ func TestSlowReaderUnit(t *testing.T) {
 
 	dropped = nil
 	r = &slowReader{timeout: time.Second, now: clock.now, drop: func(reason string) { dropped = append(dropped, reason) }}
-	r.created(10)
+	r.created(10, false)
 	r.flushed()
 	clock.advance(999 * time.Millisecond)
-	r.created(1)
+	r.created(1, false)
 	if len(dropped) != 0 {
 		t.Fatalf("dropped before the timeout: %v", dropped)
 	}
 	clock.advance(2 * time.Millisecond)
-	r.created(1)
+	r.created(1, false)
 	if len(dropped) != 1 || !strings.Contains(dropped[0], "stalled") {
 		t.Fatalf("after the timeout: dropped %v", dropped)
 	}
