@@ -135,7 +135,9 @@ func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 	// Seed-style users (issue 16, CONTRACT.md SEED-1).
 	fs.BoolVar(&l.noAcks, "no-acks", false, "send writes without asking for an acknowledgement; by default each write asks, so that a refusal told only in its ack is counted as refused, not lost")
 	fs.BoolVar(&l.seedStyle, "seed-style", false, "simulate clients written like the seed's useSocket: two connections per user, joining on one and writing every message on the other, which never joins (the embedded reference then runs with --seed-clients)")
-	fs.IntVar(&l.historyLimit, "history-limit", 20, "history cap of the embedded reference server (no --target): every broadcast carries the whole history")
+	// The same default as `chatspec serve`: the embedded server is the
+	// server people run, not a lighter one.
+	fs.IntVar(&l.historyLimit, "history-limit", reference.DefaultConfig().HistoryLimit, "history cap of the embedded reference server (no --target), as chatspec serve's: every broadcast carries the whole history")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(helpOut, strings.Replace(loadUsage, "{{METRICS}}", wrapList(threshold.MetricNames(), 72, "  "), 1))
@@ -362,9 +364,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	embedded := len(l.target.Targets) == 0
 	if embedded {
 		srv, initPath, err := startEmbedded(ctx, func(cfg *reference.Config) {
-			// A small history cap bounds each broadcast (every messageWritten
-			// carries the whole history); no per-socket rate limit, since the
-			// plan, not the server, sets the message rate.
+			// No per-socket rate limit: the plan, not the server, sets the
+			// message rate.
 			cfg.HistoryLimit = l.historyLimit
 			cfg.Rate = 0
 			cfg.SeedClients = l.seedStyle // seed-style users need it to chat
