@@ -329,3 +329,37 @@ func TestLoadSeedStyleEmbedded(t *testing.T) {
 		t.Errorf("stdout does not say the users are seed-style:\n%s", stdout)
 	}
 }
+
+// --source-addr spreads the users over local addresses: against a server
+// that admits 4 connections per client IP, 9 users connect from three
+// loopback addresses, and from one they cannot.
+func TestLoadSourceAddrsSpreadUsers(t *testing.T) {
+	cfg := reference.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Rate = 0
+	cfg.MaxConnectionsPerIP = 4
+	srv, err := reference.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(context.Background())
+	users := []string{"load", "--target", srv.URL(), "--users", "9", "--ramp", "300ms", "--duration", "1s", "--message-interval", "300ms",
+		"--delivery-window", "1s", "--progress", "off"}
+	dir := t.TempDir()
+	code, stdout, stderr := runLoadCmd(context.Background(), t, append(users, "--source-addr", "127.0.0.2-127.0.0.4", "--report-dir", dir)...)
+	if code != ExitOK {
+		t.Fatalf("from three addresses: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if u := readSummary(t, dir)["users"].(map[string]any); u["connected"].(float64) != 9 || u["connect_errors"].(float64) != 0 {
+		t.Errorf("from three addresses: users %v, want 9 connected", u)
+	}
+	dir = t.TempDir()
+	code, _, _ = runLoadCmd(context.Background(), t, append(users, "--source-addr", "127.0.0.5", "--report-dir", dir)...)
+	if u := readSummary(t, dir)["users"].(map[string]any); code != ExitFailed || u["connect_errors"].(float64) == 0 {
+		t.Errorf("from one address: exit %d, users %v; want connect errors past the per-IP cap", code, u)
+	}
+	code, _, stderr = runLoadCmd(context.Background(), t, append(users, "--source-addr", "192.0.2.1")...)
+	if code != ExitUsage || !strings.Contains(stderr, "not an address of this machine") {
+		t.Errorf("a foreign address: exit %d, stderr %q; want %d and why", code, stderr, ExitUsage)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -46,6 +47,11 @@ type Options struct {
 	// HTTPClient is used for the init request and by the protocol client;
 	// nil means a default client with ConnectTimeout.
 	HTTPClient *http.Client
+	// SourceAddrs are local addresses to connect from, client i from
+	// SourceAddrs[i mod n] (source.go); empty lets the system choose.
+	// They take the place of HTTPClient.
+	SourceAddrs []netip.Addr
+	sources     []*http.Client // one per distinct SourceAddrs, made by Validate
 }
 
 // RegisterFlags binds the options to fs, with defaults.
@@ -67,6 +73,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*queryFlag)(&o.Query), "query", "extra query parameter 'name=value' on every Engine.IO request (repeatable)")
 	fs.Var((*authFlag)(&o.Auth), "auth", "Socket.IO auth payload as a JSON object, e.g. '{\"token\":\"abc\"}'")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "time allowed for one connection (handshake, upgrade, namespace connect)")
+	fs.Var((*sourceFlag)(&o.SourceAddrs), "source-addr", "local `addresses` to connect from, client i from the i-th (mod n): a list, a CIDR such as 127.0.0.0/29 or a range 127.0.0.2-127.0.0.9 (repeatable); one address holds at most ~28k connections to one target")
 }
 
 // Validate checks the options after flag parsing and normalises them.
@@ -105,7 +112,28 @@ func (o *Options) Validate() error {
 	if o.ConnectTimeout <= 0 {
 		return fmt.Errorf("--connect-timeout %s: must be positive", o.ConnectTimeout)
 	}
+	o.sources = nil
+	if len(o.SourceAddrs) > 0 {
+		clients, err := sourceClients(o.SourceAddrs, o.ConnectTimeout)
+		if err != nil {
+			return err
+		}
+		o.sources = clients
+	}
 	return nil
+}
+
+// httpClient is the HTTP client of client number i: the one of its source
+// address when --source-addr is set, else HTTPClient (nil: the protocol
+// client's default).
+func (o *Options) httpClient(i int) *http.Client {
+	if len(o.sources) == 0 {
+		return o.HTTPClient
+	}
+	if i < 0 {
+		i = -i
+	}
+	return o.sources[i%len(o.sources)]
 }
 
 // URL returns the base URL of the target that client number i uses:
@@ -130,7 +158,7 @@ func (o *Options) DialOptions(i int) sioclient.Options {
 		Header:         o.Header.Clone(),
 		Query:          cloneValues(o.Query),
 		Auth:           o.authPayload(),
-		HTTPClient:     o.HTTPClient,
+		HTTPClient:     o.httpClient(i),
 		ConnectTimeout: o.ConnectTimeout,
 	}
 }
@@ -160,7 +188,7 @@ func (o *Options) Init(ctx context.Context, i int) error {
 			req.Header.Add(k, v)
 		}
 	}
-	client := o.HTTPClient
+	client := o.httpClient(i)
 	if client == nil {
 		client = http.DefaultClient
 	}
