@@ -103,6 +103,21 @@ type Config struct {
 	// as refusing, not losing (refusal.go). Seed-style writes never ask:
 	// the seed's client does not.
 	NoAcks bool
+	// Shard, when Count > 1, runs only this shard's slice of Arrivals:
+	// the users whose index is Index modulo Count. Every other choice
+	// (transports, churn, pacing, names, stamps) is the one the whole plan
+	// makes for that user, so N shards together run the plan one process
+	// would (shard.go).
+	Shard Shard
+	// Start, when set, is the run's origin: Run waits for it, and every
+	// offset (arrivals, intended times, stamps) counts from it, so shards
+	// on several machines given the same Start follow one schedule. Zero
+	// means when Run is called.
+	Start time.Time
+	// Secret, when set, authenticates stamps with NewSharedRunKey: shards
+	// given the same secret accept each other's messages. Nil draws a
+	// secret of this process alone.
+	Secret []byte
 }
 
 // ErrConfig wraps every configuration error of New.
@@ -160,6 +175,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if total <= 0 {
 		return c, fmt.Errorf("%w: transport weights add up to 0", ErrConfig)
+	}
+	if err := c.Shard.check(len(c.Arrivals)); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	for i, a := range c.Arrivals {
 		if a.User != i {

@@ -59,15 +59,26 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := NewRunKey(cfg.RunID)
+	var key *RunKey
+	if cfg.Secret != nil {
+		key, err = NewSharedRunKey(cfg.RunID, cfg.Secret)
+	} else {
+		key, err = NewRunKey(cfg.RunID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	e := &Engine{cfg: cfg, key: key, out: make(chan Result, 1<<14), stopCh: make(chan struct{}), mon: newTargetMonitor()}
 	pick := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	for i, a := range cfg.Arrivals {
+		// Every user's transport is drawn, in user order, whichever shard
+		// runs it: the same seed gives each user the same one.
+		tr := cfg.pickTransport(pick.Float64())
+		if !cfg.Shard.Runs(i) {
+			continue
+		}
 		u := &user{idx: i, arr: a, name: fmt.Sprintf("cs-%s-%d", cfg.RunID, i), rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
-		u.transport = cfg.pickTransport(pick.Float64())
+		u.transport = tr
 		u.target = e.mon.add(cfg.Dial(i).URL)
 		e.users = append(e.users, u)
 	}
@@ -108,10 +119,29 @@ func (e *Engine) now() time.Duration { return time.Since(e.start) }
 // when the run is over: every user left (completed), ctx was cancelled
 // (interrupted), or the target stopped answering (target down). After
 // any of these the users get Config.StopTimeout to disconnect cleanly;
-// then the connections are aborted, so Run never hangs.
+// then the connections are aborted, so Run never hangs. With
+// Config.Start in the future, Run first waits for it (a cancelled ctx
+// ends the wait: the run then ends at once, interrupted).
 func (e *Engine) Run(ctx context.Context) <-chan Result {
-	e.start = time.Now()
-	e.startUnix = e.start.UnixNano()
+	if !e.cfg.Start.IsZero() {
+		if wait := time.Until(e.cfg.Start); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		// The origin is Start itself, on this machine's wall clock, kept
+		// with a monotonic reading from here on (now.Add keeps now's):
+		// offsets agree with the other shards' as far as the clocks do.
+		now := time.Now()
+		e.start = now.Add(-now.Sub(e.cfg.Start))
+		e.startUnix = e.cfg.Start.UnixNano()
+	} else {
+		e.start = time.Now()
+		e.startUnix = e.start.UnixNano()
+	}
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
 	e.stopCtx, e.stopCtl = context.WithCancel(context.Background())
 	e.sched = newScheduler(initialEvents(e.users, e.cfg.Churn))

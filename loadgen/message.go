@@ -2,10 +2,13 @@ package loadgen
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/maphash"
 	"strconv"
 	"strings"
 )
@@ -34,26 +37,53 @@ const stampPrefix = "cs2:"
 // tagLen is the length of a stamp's tag in hex digits.
 const tagLen = 12
 
-// RunKey authenticates one run's stamps: its run ID and a secret seed
-// drawn at random when the run starts, known only to this process. The
-// tag of a stamp is 48 bits of a keyed hash (hash/maphash with that seed)
-// of its sender, seq and intended time. maphash is not a cryptographic
-// MAC, but it is keyed with 64+ random bits no one else ever sees and
-// costs a few nanoseconds where AES costs ~50 (every receiver checks every
-// new message, so it sits on the receive path): a participant who sees
-// every genuine text still has to guess a 48-bit tag to forge one.
-// Safe for concurrent use.
+// RunKey authenticates one run's stamps: its run ID and a 128-bit secret,
+// drawn at random when the run starts, or derived from a secret the shards
+// of one run share (NewSharedRunKey). The tag of a stamp is 48 bits of the
+// AES-128 encryption, under that secret, of the one block holding its
+// sender, seq and intended time: AES is a pseudo-random permutation, so a
+// participant who sees every genuine text still has to guess a 48-bit tag
+// to forge one, and shards given the same secret accept each other's
+// stamps. One block costs ~25 ns (this machine, AES-NI), against ~15 for
+// the keyed hash/maphash used before, whose seed cannot be shared across
+// processes. Safe for concurrent use.
 type RunKey struct {
-	id   string
-	seed maphash.Seed
+	id    string
+	block cipher.Block
 }
 
 // NewRunKey returns a key for run id with a fresh random secret.
 func NewRunKey(id string) (*RunKey, error) {
+	var secret [16]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return nil, fmt.Errorf("drawing the run's secret: %w", err)
+	}
+	return newRunKey(id, secret[:])
+}
+
+// MinSharedSecret is the shortest secret NewSharedRunKey takes.
+const MinSharedSecret = 16
+
+// NewSharedRunKey returns the key of run id for a secret shared by every
+// shard of the run (at least MinSharedSecret bytes), so that each accepts
+// the others' stamps.
+func NewSharedRunKey(id string, secret []byte) (*RunKey, error) {
+	if len(secret) < MinSharedSecret {
+		return nil, fmt.Errorf("shared secret of %d bytes: want at least %d", len(secret), MinSharedSecret)
+	}
+	sum := sha256.Sum256(append([]byte("chatspec run key\x00"+id+"\x00"), secret...))
+	return newRunKey(id, sum[:16])
+}
+
+func newRunKey(id string, secret []byte) (*RunKey, error) {
 	if !ValidRunID(id) {
 		return nil, fmt.Errorf("run ID %q: want 1-16 characters of [a-z0-9]", id)
 	}
-	return &RunKey{id: id, seed: maphash.MakeSeed()}, nil
+	block, err := aes.NewCipher(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &RunKey{id: id, block: block}, nil
 }
 
 // RunID returns the run's ID.
@@ -66,7 +96,7 @@ func (k *RunKey) tag(s Stamp, dst []byte, scratch *[32]byte) {
 	binary.LittleEndian.PutUint32(in[0:], s.Sender)
 	binary.LittleEndian.PutUint32(in[4:], s.Seq)
 	binary.LittleEndian.PutUint64(in[8:], uint64(s.Intended))
-	binary.LittleEndian.PutUint64(scratch[16:], maphash.Bytes(k.seed, in))
+	k.block.Encrypt(scratch[16:], in)
 	hex.Encode(dst[:tagLen], scratch[16:16+tagLen/2])
 }
 

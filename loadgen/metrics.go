@@ -501,7 +501,10 @@ func EndedHow(err error) string {
 	var pt *sioclient.PingTimeoutError
 	var ce *sioclient.ConnectError
 	var pe *sioclient.ProtocolError
+	var rec *RecordedError
 	switch {
+	case errors.As(err, &rec):
+		return rec.How
 	case errors.Is(err, sioclient.ErrServerDisconnect):
 		return "disconnect_packet"
 	case errors.Is(err, sioclient.ErrEngineClosed):
@@ -515,3 +518,13 @@ func EndedHow(err error) string {
 	}
 	return "transport_close"
 }
+
+// RecordedError stands for an error replayed from a shard's records
+// (loadgen/shard): its text, and how the session it ended ended, as
+// EndedHow named it when it happened.
+type RecordedError struct {
+	Text string
+	How  string
+}
+
+func (e *RecordedError) Error() string { return e.Text }

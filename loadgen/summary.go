@@ -39,6 +39,37 @@ type Summary struct {
 	// Timeline holds one point per interval for the over-time charts.
 	Timeline   []Interval         `json:"timeline"`
 	Thresholds []threshold.Result `json:"thresholds"`
+	// Shards is set on a report merged from shards (chatspec merge), and
+	// on one shard's own report (Count > 1, Merged false).
+	Shards *ShardsSummary `json:"shards,omitempty"`
+}
+
+// ShardsSummary describes the shards a report covers.
+type ShardsSummary struct {
+	Count int `json:"count"`
+	// Merged: the figures cover every shard (chatspec merge). A shard's
+	// own report (false) covers only its sessions: messages from other
+	// shards' users that none of its sessions received are missing from
+	// it, so it applies no thresholds.
+	Merged bool `json:"merged"`
+	// Index is the shard of a shard's own report.
+	Index int `json:"index,omitempty"`
+	// CrossShardDelivered: counted deliveries whose sender ran on
+	// another shard than the receiver (merged reports only).
+	CrossShardDelivered int64 `json:"cross_shard_delivered"`
+	// PerShard: each shard's process, in shard order (merged reports).
+	PerShard []ShardRun `json:"per_shard,omitempty"`
+}
+
+// ShardRun is one shard's process as its manifest recorded it.
+type ShardRun struct {
+	Index       int     `json:"index"`
+	Users       int     `json:"users"`
+	Records     int64   `json:"records"`
+	Ended       string  `json:"ended"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	MaxRSSBytes int64   `json:"max_rss_bytes"`
+	Saturated   bool    `json:"saturated"`
 }
 
 // ConfigSummary records what the run was asked to do.

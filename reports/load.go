@@ -172,6 +172,13 @@ func WriteLoadConsole(w io.Writer, s *loadgen.Summary) error {
 			p("  %s %-32s measured %s\n", mark, t.Expr, loadValue(t.Value, t.Measured))
 		}
 	}
+	if sh := s.Shards; sh != nil {
+		if sh.Merged {
+			p("\nshards: %d merged; %d deliveries crossed shards\n", sh.Count, sh.CrossShardDelivered)
+		} else {
+			p("\nshard %d/%d: these figures cover only this shard's sessions; chatspec merge gives the run's\n", sh.Index, sh.Count)
+		}
+	}
 	p("\nverdict: %s", strings.ToUpper(s.Verdict))
 	var crossed []string
 	for _, t := range s.Thresholds {

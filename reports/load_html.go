@@ -98,6 +98,9 @@ func WriteLoadHTML(w io.Writer, s *loadgen.Summary) error {
 // a server that fell behind).
 func verdictReasons(s *loadgen.Summary) []string {
 	var why []string
+	if sh := s.Shards; sh != nil && !sh.Merged {
+		why = append(why, fmt.Sprintf("shard %d of %d: these figures cover only this shard's sessions; chatspec merge of all %d shards gives the run's figures and verdict", sh.Index, sh.Count, sh.Count))
+	}
 	if s.Ended != loadgen.EndedCompleted {
 		r := "the run ended early (" + s.Ended + ")"
 		if s.EndedDetail != "" {

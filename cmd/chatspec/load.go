@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatspec/chatspec/loadgen"
+	"github.com/chatspec/chatspec/loadgen/shard"
 	"github.com/chatspec/chatspec/loadgen/threshold"
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/reports"
@@ -95,6 +96,12 @@ type loadFlags struct {
 	maxOutage     time.Duration
 	seedStyle     bool
 	noAcks        bool
+	shardFlag     string
+	startAt       string
+
+	shard  loadgen.Shard
+	start  time.Time
+	secret []byte
 
 	plan  loadgen.Plan
 	pacer loadgen.Pacer
@@ -133,6 +140,9 @@ func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 	fs.DurationVar(&l.stopTimeout, "stop-timeout", 5*time.Second, "after the run (or Ctrl-C), time given to connections to close before they are aborted")
 	fs.DurationVar(&l.maxOutage, "max-outage", 0, "how long a target may refuse connections before the run ends as target_down; 0 ends it at the first outage, more rides out restarts (users reconnect, the outage is reported)")
 	// Seed-style users (issue 16, CONTRACT.md SEED-1).
+	// Sharded runs (issue 15, shards.go).
+	fs.StringVar(&l.shardFlag, "shard", "", "run only slice I of N of the plan (users I, I+N, I+2N…), I from 0, and record raw results in --report-dir for chatspec merge; needs --target, --run-id, --seed, --start-at and CHATSPEC_RUN_SECRET (the same on every shard)")
+	fs.StringVar(&l.startAt, "start-at", "", "start the run at this wall-clock time (RFC 3339, e.g. 2026-12-07T16:00:00Z), the origin of every offset; shards of one run must share it")
 	fs.BoolVar(&l.noAcks, "no-acks", false, "send writes without asking for an acknowledgement; by default each write asks, so that a refusal told only in its ack is counted as refused, not lost")
 	fs.BoolVar(&l.seedStyle, "seed-style", false, "simulate clients written like the seed's useSocket: two connections per user, joining on one and writing every message on the other, which never joins (the embedded reference then runs with --seed-clients)")
 	// The same default as `chatspec serve`: the embedded server is the
@@ -253,6 +263,9 @@ func parseLoadFlags(args []string, helpOut io.Writer) (*loadFlags, error) {
 		return nil, fmt.Errorf("--history-limit %d: must be positive", l.historyLimit)
 	}
 	if err := l.target.Validate(); err != nil {
+		return nil, err
+	}
+	if err := l.checkShard(set, os.Getenv(runSecretEnv)); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -398,6 +411,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if l.target.InitPath != "" {
 		initFn = l.target.Init
 	}
+	if l.shard.Count > 0 && l.start.IsZero() {
+		// --shard 0/1 alone: the manifest needs the origin, so fix it now.
+		l.start = time.Now()
+	}
 	eng, err := loadgen.New(loadgen.Config{
 		RunID:       l.runID,
 		Arrivals:    arrivals,
@@ -415,6 +432,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxOutage:   l.maxOutage,
 		SeedStyle:   l.seedStyle,
 		NoAcks:      l.noAcks,
+		Shard:       l.shard,
+		Start:       l.start,
+		Secret:      l.secret,
 	})
 	if err != nil {
 		return notRun(ExitUsage, loadgen.EndedNotStarted, err.Error())
@@ -424,8 +444,25 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		length = max(length, a.Leave)
 	}
 	metrics := loadgen.NewMetrics(eng.MetricsConfig())
+	var rec *shard.Recorder
+	if l.shard.Count > 0 {
+		if rec, err = startShardRecord(l, len(arrivals), eng.MetricsConfig()); err != nil {
+			return notRun(ExitError, loadgen.EndedNotStarted, err.Error())
+		}
+	}
 	fmt.Fprintf(stdout, "chatspec load: run %s, %d users against %s, about %v; messages %s\n",
 		l.runID, len(arrivals), strings.Join(l.target.Targets, ", "), length.Round(time.Second), l.pacer)
+	if l.shard.Count > 0 {
+		fmt.Fprintf(stdout, "chatspec load: shard %s: %d of the %d users; raw results in %s for chatspec merge\n",
+			l.shard, shardUsers(l.shard, len(arrivals)), len(arrivals), l.reportDir)
+	}
+	if !l.start.IsZero() {
+		if wait := time.Until(l.start); wait > 0 {
+			fmt.Fprintf(stdout, "chatspec load: waiting %v for --start-at %s\n", wait.Round(time.Millisecond), l.start.Format(time.RFC3339Nano))
+		} else if wait < -time.Second {
+			fmt.Fprintf(stderr, "chatspec load: --start-at %s was %v ago: the arrivals and messages already due start at once, late (the schedule lag shows it)\n", l.start.Format(time.RFC3339Nano), (-wait).Round(time.Millisecond))
+		}
+	}
 	if l.seedStyle {
 		fmt.Fprintln(stdout, "chatspec load: seed-style users: two connections each, every message written on the one that never joins")
 	}
@@ -436,12 +473,28 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "lines":
 		progress = reports.StartLoadProgressLines(stderr, len(arrivals), l.progressEvery, metrics.Live)
 	}
-	summary := loadgen.Measure(ctx, eng, metrics, embedded)
+	var tee func(loadgen.Result)
+	if rec != nil {
+		tee = rec.Record
+	}
+	summary, usage := loadgen.MeasureWith(ctx, eng, metrics, embedded, tee)
 	if progress != nil {
 		progress.Stop()
 	}
 	summary.Config = loadConfigSummary(l, embedded, len(arrivals))
-	summary.ApplyThresholds(l.thresholds)
+	if rec != nil {
+		if err := rec.Finish(shard.End{Outcome: eng.Outcome(), Outages: eng.Outages(), Usage: usage, Saturated: summary.Generator.Saturated}); err != nil {
+			fmt.Fprintf(stderr, "chatspec load: shard %s: %v\n", l.shard, err)
+			return ExitError
+		}
+		// A shard's own figures miss what only other shards saw: the merge
+		// gates, not the shard.
+		summary.Shards = &loadgen.ShardsSummary{Count: l.shard.Count, Index: l.shard.Index}
+		summary.ApplyThresholds(nil)
+		summary.Verdict = "partial"
+	} else {
+		summary.ApplyThresholds(l.thresholds)
+	}
 
 	fmt.Fprintln(stdout)
 	if err := reports.WriteLoadConsole(stdout, summary); err != nil {
