@@ -54,6 +54,9 @@ Examples:
   chatspec load --target http://127.0.0.1:3000 --init-path /api/socket --seed-style   # the seed's two-io() clients
   chatspec load --target http://127.0.0.1:3000 --duration 5m --max-outage 30s \
       --threshold 'outage.max<10s' --threshold 'delivery.lost==0'   # ride out a restart
+  CHATSPEC_RUN_SECRET=... chatspec load --target https://chat.example.com --users 40000 --ramp 2m \
+      --run-id big1 --seed 7 --start-at 2026-12-07T16:00:00Z --shard 0/4 --report-dir out/shard-0
+      # one of four shards (0/4 … 3/4, anywhere); then: chatspec merge out/shard-*
 
 A target that stops accepting connections ends the run (exit 3) unless
 --max-outage allows it to be down that long: then the outage is reported

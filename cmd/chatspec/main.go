@@ -4,6 +4,7 @@
 //	chatspec serve   run the reference chat server
 //	chatspec verify  check a server against spec/CONTRACT.md
 //	chatspec load    simulate many users and measure what they feel
+//	chatspec merge   merge the shards of a sharded load run into one report
 //
 // main only wires the process to run; everything else takes a context and
 // writers so that tests can drive every subcommand.

@@ -117,3 +117,15 @@ func TestShardedRunMergedOwesEveryMessageAcrossShards(t *testing.T) {
 		t.Errorf("the refused merge's report: %v / %v", doc["ended"], doc["ended_detail"])
 	}
 }
+
+func TestMergeCommandLine(t *testing.T) {
+	if code, stdout, _ := runLoadCmd(context.Background(), t, "merge", "--help"); code != ExitOK || !strings.Contains(stdout, "Usage: chatspec merge") {
+		t.Errorf("merge --help: exit %d", code)
+	}
+	if code, _, stderr := runLoadCmd(context.Background(), t, "merge"); code != ExitUsage || !strings.Contains(stderr, "no shard directories given") {
+		t.Errorf("merge without directories: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runLoadCmd(context.Background(), t, "merge", t.TempDir()); code != ExitUsage || !strings.Contains(stderr, "no shard.json") {
+		t.Errorf("merge of a directory that is no shard's: exit %d, %q", code, stderr)
+	}
+}
