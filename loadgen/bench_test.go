@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/chatspec/chatspec/loadgen/faultychat"
 	"github.com/chatspec/chatspec/reference"
 	"github.com/chatspec/chatspec/spec/sioclient"
+	"github.com/chatspec/chatspec/spec/target"
 )
 
 // benchServerEnv, when set, turns the test binary into a chat server
@@ -94,6 +96,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 //
 //	CHATSPEC_BENCH_USERS=10000 CHATSPEC_BENCH_RAMP=30s CHATSPEC_BENCH_DURATION=30s
 //	CHATSPEC_BENCH_INTERVAL=2000s (per-user mean gap) CHATSPEC_BENCH_SERVER_KIND=quiet|reference
+//	CHATSPEC_BENCH_SOURCE_ADDRS=127.0.0.2-127.0.0.4 (optional, syntax of --source-addr)
 //
 //	go test -run '^$' -bench BenchmarkUsers -benchtime 1x -timeout 10m ./loadgen/
 func BenchmarkUsers(b *testing.B) {
@@ -104,6 +107,24 @@ func BenchmarkUsers(b *testing.B) {
 	kind := os.Getenv("CHATSPEC_BENCH_SERVER_KIND")
 	if kind == "" {
 		kind = "quiet"
+	}
+	// One source address holds only ~28,000 connections to the server's one
+	// port (ip_local_port_range), so more users need several: user i then
+	// connects from address i mod n, parsed and bound as `chatspec load
+	// --source-addr` does. Unset, src has no sources and every user gets the
+	// client's default HTTP client, as before.
+	var src target.Options
+	if v := os.Getenv("CHATSPEC_BENCH_SOURCE_ADDRS"); v != "" {
+		src.ConnectTimeout = 20 * time.Second
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		src.RegisterFlags(fs)
+		if err := fs.Parse([]string{"-source-addr", v}); err != nil {
+			b.Fatal(err)
+		}
+		if err := src.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%d source addresses: %s", len(src.SourceAddrs), v)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -137,8 +158,8 @@ func BenchmarkUsers(b *testing.B) {
 		e, err := New(Config{
 			RunID: "bench", Arrivals: arr, Pacer: PoissonPacer{Mean: interval}, Window: window, Seed: 7,
 			JoinTimeout: 20 * time.Second, StopTimeout: 10 * time.Second,
-			Dial: func(int) sioclient.Options {
-				return sioclient.Options{URL: url, ConnectTimeout: 20 * time.Second}
+			Dial: func(i int) sioclient.Options {
+				return sioclient.Options{URL: url, ConnectTimeout: 20 * time.Second, HTTPClient: src.DialOptions(i).HTTPClient}
 			},
 		})
 		if err != nil {
@@ -185,7 +206,9 @@ func BenchmarkUsers(b *testing.B) {
 		b.ReportMetric(float64(delivered)/s.DurationSeconds, "deliveries/s")
 		b.ReportMetric(s.LatencyMS.Fanout.P99, "fanout-p99-ms")
 		b.ReportMetric(float64(s.Messages.Lost), "lost")
-		b.Logf("users %+v\nmessages %+v\nlatency %+v\ngenerator %+v\nerrors %+v", s.Users, s.Messages, s.LatencyMS, g, s.Errors)
+		// A run cut short (target_down, e.g. when this process runs out of
+		// file descriptors) would otherwise look like a smaller good one.
+		b.Logf("ended %s %s\nusers %+v\nmessages %+v\nlatency %+v\ngenerator %+v\nerrors %+v", s.Ended, s.EndedDetail, s.Users, s.Messages, s.LatencyMS, g, s.Errors)
 	}
 }
 
