@@ -94,6 +94,15 @@ func passEveryRun(t *testing.T, bin, url string, verify []string, skips map[stri
 	return all
 }
 
+// stockClientLimit is the one skip a correct server may get: the stock Go
+// client sometimes sends a duplicate CONNECT (a known defect of the
+// client, README "What the cases check"); a server
+// that ends that session is within the contract, and the client then
+// stays down. STOCK-1 skips with a finding saying so, and TRANS-2 and
+// RECON-1 judge the server. Seen once in CI against the Python server
+// (python-socketio ends the session), 1 run in 3.
+var stockClientLimit = map[string]string{"STOCK-1": "a limit of the client"}
+
 func findingOf(res verifyResult, id, phrase string) (string, bool) {
 	for _, c := range res.Cases {
 		if c.ID != id {
@@ -118,7 +127,7 @@ func TestPythonServerPassesEveryRun(t *testing.T) {
 	requirePython(t)
 	bin := chatspecBinary(t)
 	srv := startPython(t)
-	runs := passEveryRun(t, bin, srv.URL(), []string{"--init-path", "/api/socket", "--max-wait", "30s"}, nil)
+	runs := passEveryRun(t, bin, srv.URL(), []string{"--init-path", "/api/socket", "--max-wait", "30s"}, stockClientLimit)
 	for phrase, id := range map[string]string{
 		"maxPayload not announced":           "TRANS-4",
 		"packet-size probe was skipped":      "SEC-3",
@@ -136,7 +145,7 @@ func TestNodeServerPassesEveryRun(t *testing.T) {
 	requireNode(t)
 	bin := chatspecBinary(t)
 	srv := startNode(t, "server.js", "--port", "0", "--ping-interval", "1000", "--ping-timeout", "4000", "--lazy")
-	passEveryRun(t, bin, srv.URL(), []string{"--init-path", "/api/socket", "--max-wait", "30s"}, nil)
+	passEveryRun(t, bin, srv.URL(), []string{"--init-path", "/api/socket", "--max-wait", "30s"}, stockClientLimit)
 }
 
 // TestPollingOnlyServer: a server without WebSocket meets every MUST
