@@ -146,7 +146,16 @@ func TestSeedStyleLoadAgainstSeedServer(t *testing.T) {
 // delivered (issue 11).
 func TestLoadCountsEveryRefusalForm(t *testing.T) {
 	// Each user writes faster than the server's rate limit lets it.
-	fast := func(c *loadgen.Config) { c.Pacer = loadgen.PoissonPacer{Mean: 40 * time.Millisecond} }
+	// The window is 3 s, as for the Python case: CI once saw the Node
+	// ack-errors server (verdict otherwise clean, 514 refusals) still
+	// sending 3 of 9,603 deliveries more than 1 s after their send when
+	// the receivers left. The contract sets no delivery bound; the window
+	// is the generator's allowance for a loaded machine, not a limit
+	// on the server.
+	fast := func(c *loadgen.Config) {
+		c.Pacer = loadgen.PoissonPacer{Mean: 40 * time.Millisecond}
+		c.Window = 3 * time.Second
+	}
 	for _, tc := range []struct {
 		name  string
 		start func(t *testing.T) string
