@@ -296,11 +296,11 @@ func TestKubernetesShardsExample(t *testing.T) {
 		t.Fatalf("Job %s: completionMode %v, want Indexed", shards.Name, spec.CompletionMode)
 	}
 	if spec.Completions == nil || spec.Parallelism == nil || *spec.Completions != *spec.Parallelism || *spec.Completions < 1 {
-		t.Fatalf("Job %s: completions %v, parallelism %v: want them equal (every shard runs at once)", shards.Name, spec.Completions, spec.Parallelism)
+		t.Fatalf("Job %s: completions %s, parallelism %s: want them equal (every shard runs at once)", shards.Name, ptrString(spec.Completions), ptrString(spec.Parallelism))
 	}
 	n := int(*spec.Completions)
 	if spec.BackoffLimit == nil || *spec.BackoffLimit != 0 {
-		t.Errorf("Job %s: backoffLimit %v, want 0: a shard retried after --start-at runs late", shards.Name, spec.BackoffLimit)
+		t.Errorf("Job %s: backoffLimit %s, want 0: a shard retried after --start-at runs late", shards.Name, ptrString(spec.BackoffLimit))
 	}
 	pod := &spec.Template.Spec
 	if pod.RestartPolicy != corev1.RestartPolicyNever {
@@ -399,6 +399,13 @@ func TestKubernetesShardsExample(t *testing.T) {
 	}
 }
 
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
+}
+
 func mustTime(t *testing.T, s string) time.Time {
 	t.Helper()
 	tm, err := time.Parse(time.RFC3339, s)
@@ -424,7 +431,7 @@ func TestKubernetesExampleIsStrict(t *testing.T) {
 	}
 }
 
-func TestExpandK8s(t *testing.T) {
+func TestKubernetesExpandArgs(t *testing.T) {
 	env := map[string]string{"A": "1", "B": "x"}
 	for in, want := range map[string]string{
 		"--shard=$(A)/4": "--shard=1/4", "$(A)$(B)": "1x", "$$(A)": "$(A)", "$(C)": "$(C)", "a$b": "a$b", "$": "$", "$(A": "$(A",
