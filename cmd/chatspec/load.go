@@ -485,11 +485,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		progress.Stop()
 	}
 	summary.Config = loadConfigSummary(l, embedded, len(arrivals))
+	var recordErr error
 	if rec != nil {
-		if err := rec.Finish(shard.End{Outcome: eng.Outcome(), Outages: eng.Outages(), Usage: usage, Saturated: summary.Generator.Saturated}); err != nil {
-			fmt.Fprintf(stderr, "chatspec load: shard %s: %v\n", l.shard, err)
-			return ExitError
-		}
+		// A failed record still leaves the shard's own reports to write
+		// below; the exit code then says chatspec failed.
+		recordErr = rec.Finish(shard.End{Outcome: eng.Outcome(), Outages: eng.Outages(), Usage: usage, Saturated: summary.Generator.Saturated})
 		// A shard's own figures miss what only other shards saw: the merge
 		// gates, not the shard.
 		summary.Shards = &loadgen.ShardsSummary{Count: l.shard.Count, Index: l.shard.Index}
@@ -506,6 +506,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := writeLoadReports(l.reportDir, summary, &once, stdout); err != nil {
 		fmt.Fprintf(stderr, "chatspec load: %v\n", err)
+		return ExitError
+	}
+	if recordErr != nil {
+		fmt.Fprintf(stderr, "chatspec load: shard %s: %v (chatspec merge will refuse this shard)\n", l.shard, recordErr)
 		return ExitError
 	}
 	switch {
