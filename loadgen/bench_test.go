@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if kind := os.Getenv(benchServerEnv); kind != "" {
 		os.Exit(benchServer(kind))
 	}
+	if target := os.Getenv(fewFilesEnv); target != "" {
+		os.Exit(runWithFewFiles(target))
+	}
 	os.Exit(m.Run())
 }
 

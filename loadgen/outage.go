@@ -168,6 +168,9 @@ func (e *Engine) probe(t *probeState) {
 			e.targetUp(t, at)
 			return
 		}
+		if e.stopAtLocalLimit(err) {
+			return // the probe could not open a socket: no news of the target
+		}
 		if fails++; fails == 1 {
 			first = at
 		}

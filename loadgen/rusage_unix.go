@@ -22,3 +22,13 @@ func processRusage() (time.Duration, int64) {
 	}
 	return cpu, rss
 }
+
+// OpenFileLimit returns this process's limit of open files (the soft
+// RLIMIT_NOFILE, which Go raises to the hard limit at start).
+func OpenFileLimit() (uint64, bool) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, false
+	}
+	return uint64(lim.Cur), true
+}

@@ -13,7 +13,8 @@ type Summary struct {
 	// otherwise "fail".
 	Verdict string `json:"verdict"`
 	// Ended says why the run stopped: "completed", "interrupted",
-	// "target_down" or "not_started"; EndedDetail adds the cause.
+	// "target_down", "generator_limit" or "not_started"; EndedDetail adds
+	// the cause.
 	Ended       string `json:"ended"`
 	EndedDetail string `json:"ended_detail,omitempty"`
 	RunID       string `json:"run_id"`
@@ -299,6 +300,10 @@ const (
 	EndedCompleted   = "completed"
 	EndedInterrupted = "interrupted"
 	EndedTargetDown  = "target_down"
+	// EndedGeneratorLimit: the generator ran out of a resource of its
+	// own (open files, local ports) and stopped, rather than count its
+	// own failed dials against the target.
+	EndedGeneratorLimit = "generator_limit"
 	// EndedNotStarted: nothing ran (target unreachable, a bad setup);
 	// EndedDetail says why. Written by chatspec load, never by Execute.
 	EndedNotStarted = "not_started"

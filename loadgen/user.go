@@ -204,6 +204,9 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 	}
 	if e.cfg.Init != nil {
 		if err := e.cfg.Init(e.hardCtx, u.idx); err != nil {
+			if e.stopAtLocalLimit(err) {
+				return
+			}
 			fail(ConnectFailed, fmt.Errorf("init request: %w", err))
 			e.suspect(u)
 			e.retry(u)
@@ -216,7 +219,7 @@ func (e *Engine) connect(u *user, intended time.Duration) {
 	opts.OnEvent = s.onEvent
 	conn, err := e.dialSession(s, opts)
 	if err != nil {
-		if !e.stopping() {
+		if !e.stopping() && !e.stopAtLocalLimit(err) {
 			fail(ConnectFailed, err)
 			e.suspect(u)
 			e.retry(u)
@@ -338,6 +341,9 @@ func (e *Engine) emitLeft(s *session, conn Conn, cause error) {
 		u.sess = nil
 	}
 	u.mu.Unlock()
+	if !s.planned.Load() && !e.stopping() && e.stopAtLocalLimit(cause) {
+		s.planned.Store(true) // ended by the generator's own limit
+	}
 	planned := s.planned.Load() || e.stopping()
 	r := Result{Kind: Left, User: int32(u.idx), Session: s.id, At: e.now(), Planned: planned, Abrupt: s.aborted.Load() || !planned}
 	if !planned {

@@ -232,11 +232,14 @@ func floodNonReaders(b *testing.B, bin string, flags []string) {
 
 	// Sample the server's RSS and unwritten bytes during the flood and
 	// the recovery.
-	var peakRSS, peakUnwritten float64
+	var peakRSS, peakUnwritten, peakHeap, peakGoroutines float64
 	sample := func() float64 {
 		rss := procRSSMB(proc.Pid)
 		peakRSS = max(peakRSS, rss)
-		peakUnwritten = max(peakUnwritten, scrape(url)["chatspec_reference_unwritten_bytes"]/(1<<20))
+		m := scrape(url)
+		peakUnwritten = max(peakUnwritten, m["chatspec_reference_unwritten_bytes"]/(1<<20))
+		peakHeap = max(peakHeap, m["go_memstats_heap_inuse_bytes"]/(1<<20))
+		peakGoroutines = max(peakGoroutines, m["go_goroutines"])
 		return rss
 	}
 	start := time.Now()
@@ -273,6 +276,10 @@ func floodNonReaders(b *testing.B, bin string, flags []string) {
 	p50, p99, n := pct(0.5), pct(0.99), len(lat)
 	mu.Unlock()
 	m := scrape(url)
+	b.ReportMetric(peakHeap, "peak_heap_inuse_MB")
+	b.ReportMetric(m["go_memstats_heap_inuse_bytes"]/(1<<20), "heap_inuse_after_MB")
+	b.ReportMetric(peakGoroutines, "peak_goroutines")
+	b.ReportMetric(m["go_goroutines"], "goroutines_after")
 	b.ReportMetric(base, "base_rss_MB")
 	b.ReportMetric(peakRSS, "peak_rss_MB")
 	b.ReportMetric(peakUnwritten, "peak_unwritten_MB")

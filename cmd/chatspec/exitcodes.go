@@ -17,6 +17,7 @@ const (
 	// mid-run). The report holds what was measured up to then.
 	ExitInterrupted = 3
 	// ExitError: chatspec itself failed (a port already in use, a report
-	// that could not be written).
+	// that could not be written, a load generator that ran out of open
+	// files or local ports: generator_limit).
 	ExitError = 4
 )

@@ -64,9 +64,10 @@ A target that stops accepting connections ends the run (exit 3) unless
 reconnect when it is back, and the run goes on.
 
 Exit codes: 0 every threshold held; 1 a threshold was crossed; 2 usage error
-or target unreachable (nothing ran); 3 the run ended early (Ctrl-C, or a
-target down longer than --max-outage): the report holds what was measured;
-4 chatspec itself failed.
+or target unreachable, or a plan past ulimit -n (nothing ran); 3 the run
+ended early (Ctrl-C, or a target down longer than --max-outage): the report
+holds what was measured; 4 chatspec itself failed (a report not writable,
+or this process ran out of open files or local ports: generator_limit).
 
 Flags:
 `
@@ -378,6 +379,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		notRun(ExitInterrupted, loadgen.EndedInterrupted, "interrupted: a second signal ended the process before the run stopped; nothing was summarised")
 	})()
 	embedded := len(l.target.Targets) == 0
+	if limit, ok := loadgen.OpenFileLimit(); ok {
+		if err := checkOpenFiles(arrivals, l.shard, l.seedStyle, embedded, limit); err != nil {
+			return notRun(ExitUsage, loadgen.EndedNotStarted, err.Error())
+		}
+	}
 	if embedded {
 		srv, initPath, err := startEmbedded(ctx, func(cfg *reference.Config) {
 			// No per-socket rate limit: the plan, not the server, sets the
@@ -513,6 +519,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	switch {
+	case summary.Ended == loadgen.EndedGeneratorLimit:
+		fmt.Fprintf(stderr, "chatspec load: the run ended early (%s): %s\n", summary.Ended, summary.EndedDetail)
+		return ExitError
 	case summary.Ended != loadgen.EndedCompleted:
 		fmt.Fprintf(stderr, "chatspec load: the run ended early (%s): %s\n", summary.Ended, summary.EndedDetail)
 		return ExitInterrupted

@@ -43,7 +43,8 @@ Examples:
 Exit codes: 0 every threshold held; 1 a threshold was crossed; 2 usage
 error, or shards that cannot be merged (the report says why); 3 a shard's
 run ended early (the merged report holds what was measured); 4 chatspec
-itself failed (a report not writable).
+itself failed (a report not writable, or a shard's generator ran out of
+open files or local ports).
 
 Flags:
 `
@@ -114,6 +115,9 @@ func runMerge(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return ExitError
 	}
 	switch {
+	case s.Ended == loadgen.EndedGeneratorLimit:
+		fmt.Fprintf(stderr, "chatspec merge: a shard's generator ran out of a resource of its own (%s): %s\n", s.Ended, s.EndedDetail)
+		return ExitError
 	case s.Ended != loadgen.EndedCompleted:
 		fmt.Fprintf(stderr, "chatspec merge: a shard's run ended early (%s): %s\n", s.Ended, s.EndedDetail)
 		return ExitInterrupted

@@ -70,7 +70,8 @@ Exit codes:
   2  usage error, or the target was unreachable before anything ran
   3  the run ended early (interrupted, run timeout, or the target went away on
      its own); the report is partial
-  4  chatspec itself failed (e.g. address in use, report not writable)
+  4  chatspec itself failed (e.g. address in use, report not writable, the
+     load generator out of open files or local ports)
 `)
 	io.WriteString(w, b.String())
 }
