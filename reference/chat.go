@@ -70,8 +70,11 @@ func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 		id:      string(sock.Id()),
 		ip:      ip,
 		limiter: newTokenBucket(s.cfg.Rate, s.cfg.RateBurst, s.now),
-		release: sync.OnceFunc(func() { s.conns.release(ip) }),
 	}
+	sess.release = sync.OnceFunc(func() {
+		s.conns.release(ip)
+		s.output.forget(sess)
+	})
 	sock.SetData(sess)
 	if err := sock.Conn().Once("close", func(...any) { sess.release() }); err != nil {
 		sess.release()
@@ -225,6 +228,10 @@ func (s *Server) handleWriteMessage(sess *session, args []any, ack ackFunc) {
 		s.refuse(sess, EventWriteMessage, ack, reject(CodeRateLimited, "more than %g messages per second (burst %d); message dropped", s.cfg.Rate, s.cfg.RateBurst))
 		return
 	}
+	if !s.output.allow(sess, s.broadcastCost(args)) {
+		s.refuse(sess, EventWriteMessage, ack, reject(CodeServerBusy, "the chat is sending all it may (%s a second for everyone) and this socket has had its share; message dropped", byteCount(s.cfg.BroadcastRate)))
+		return
+	}
 	s.chatMu.Lock()
 	defer s.chatMu.Unlock()
 	if sess.closed {
@@ -251,6 +258,7 @@ func (s *Server) handleWriteMessage(sess *session, args []any, ack ackFunc) {
 		s.storeFailed(sess, EventWriteMessage, ack, err)
 		return
 	}
+	s.noteHistoryBytes(history)
 	if w != nil {
 		// applyChange sends messageWritten, in the feed's order.
 		s.awaitChange(w, nil)

@@ -102,6 +102,15 @@ type Config struct {
 	Rate      float64
 	RateBurst int
 
+	// BroadcastRate bounds the bytes per second that accepted writes
+	// send out, all sockets together: a write costs its broadcast's size
+	// times its receivers. Under the bound every write is accepted; at it,
+	// each writing socket gets an equal share and a write beyond its share
+	// is refused with chatError server_busy and not stored (HARDENING.md,
+	// "Chat-wide output rate"). SEC-4's per-socket Rate does not bound the
+	// sum. 0 disables it.
+	BroadcastRate int64
+
 	// MaxConnections caps concurrent sockets on this server;
 	// MaxConnectionsPerIP caps them per client IP address. 0 means
 	// unlimited. A socket over a cap is refused with a Socket.IO
@@ -184,6 +193,7 @@ func DefaultConfig() Config {
 		AllowUpgrades:            true,
 		Rate:                     20,
 		RateBurst:                40,
+		BroadcastRate:            defaultBroadcastRate,
 		SlowReaderLimit:          8 << 20,
 		SlowReaderTimeout:        30 * time.Second,
 		MaxConnections:           defaultMaxConnections,
@@ -193,6 +203,13 @@ func DefaultConfig() Config {
 		StoreTimeout:             5 * time.Second,
 	}
 }
+
+// defaultBroadcastRate is DefaultConfig's BroadcastRate: above what one
+// core of the development machine sends (about 0.8 GB/s at 200 users
+// with history 200, half a core), so a chat the server can serve never
+// meets it, and low enough that a flood cannot ask for 600 MB/s to every
+// socket (HARDENING.md).
+const defaultBroadcastRate = 2 << 30
 
 // defaultMaxConnections is DefaultConfig's MaxConnections (see there).
 const defaultMaxConnections = 2000
@@ -296,6 +313,9 @@ func (c Config) Validate() error {
 	if full := int64(c.HistoryLimit) * (int64(c.MaxMessageLen) + int64(c.MaxUsernameLen) + perMessageOverhead); c.SlowReaderLimit > 0 && c.SlowReaderLimit < full {
 		return fmt.Errorf("reference: SlowReaderLimit %d is below one full messageWritten (%d bytes for HistoryLimit %d, MaxMessageLen %d, MaxUsernameLen %d)",
 			c.SlowReaderLimit, full, c.HistoryLimit, c.MaxMessageLen, c.MaxUsernameLen)
+	}
+	if c.BroadcastRate < 0 {
+		return fmt.Errorf("reference: BroadcastRate must not be negative (0 turns it off), got %d", c.BroadcastRate)
 	}
 	if c.OutputBudget < 0 {
 		return fmt.Errorf("reference: OutputBudget must not be negative (0 turns it off), got %d", c.OutputBudget)

@@ -35,7 +35,8 @@ import (
 //
 // The server runs as its own process (`chatspec serve`, built from this
 // tree, or $CHATSPEC_FLOOD_BIN to measure another build), so its RSS is
-// not mixed with the clients':
+// not mixed with the clients' ($CHATSPEC_FLOOD_FLAGS adds serve flags to
+// the defaults case):
 //
 //	go test -run '^$' -bench 'MemoryNonReaderFlood' -benchtime 1x ./reference/
 //	CHATSPEC_FLOOD_BIN=/tmp/chatspec-before go test -run '^$' -bench 'MemoryNonReaderFlood/defaults' -benchtime 1x ./reference/
@@ -52,7 +53,7 @@ func BenchmarkMemoryNonReaderFlood(b *testing.B) {
 		name  string
 		flags []string
 	}{
-		{"defaults", nil},
+		{"defaults", strings.Fields(os.Getenv("CHATSPEC_FLOOD_FLAGS"))},
 		{"no_budget_no_cap", []string{"--output-budget", "0", "--max-conns", "0"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -259,6 +260,14 @@ func floodNonReaders(b *testing.B, bin string, flags []string) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	var usersDropped []string
+	for i, c := range users {
+		select {
+		case <-c.Done():
+			usersDropped = append(usersDropped, fmt.Sprintf("%s: %v", names[i], c.Err()))
+		default:
+		}
+	}
 	cancel()
 	for _, c := range users {
 		c.Close()
@@ -278,8 +287,14 @@ func floodNonReaders(b *testing.B, bin string, flags []string) {
 	m := scrape(url)
 	b.ReportMetric(peakHeap, "peak_heap_inuse_MB")
 	b.ReportMetric(m["go_memstats_heap_inuse_bytes"]/(1<<20), "heap_inuse_after_MB")
+	b.ReportMetric((m["go_memstats_heap_idle_bytes"]-m["go_memstats_heap_released_bytes"])/(1<<20), "heap_free_unreleased_after_MB")
+	b.ReportMetric(m["go_memstats_sys_bytes"]/(1<<20), "go_sys_after_MB")
 	b.ReportMetric(peakGoroutines, "peak_goroutines")
 	b.ReportMetric(m["go_goroutines"], "goroutines_after")
+	b.ReportMetric(float64(len(usersDropped)), "normal_users_dropped")
+	if len(usersDropped) > 0 {
+		b.Logf("normal users whose connection ended: %s", strings.Join(usersDropped, "; "))
+	}
 	b.ReportMetric(base, "base_rss_MB")
 	b.ReportMetric(peakRSS, "peak_rss_MB")
 	b.ReportMetric(peakUnwritten, "peak_unwritten_MB")

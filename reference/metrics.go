@@ -14,6 +14,7 @@ type metrics struct {
 	users              prometheus.Gauge
 	messages           prometheus.Counter
 	deliveries         prometheus.Counter
+	broadcastBytes     prometheus.Counter
 	rejected           *prometheus.CounterVec
 	refusedConnections *prometheus.CounterVec
 }
@@ -36,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "chatspec_reference_deliveries_total",
 			Help: "messageWritten events queued to this server's sockets (messages times recipients).",
 		}),
+		broadcastBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatspec_reference_broadcast_bytes_total",
+			Help: "History bytes of accepted messages times their recipients: the output the chat-wide --broadcast-rate bounds.",
+		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatspec_reference_rejected_events_total",
 			Help: "Client events refused with chatError, by code (CONTRACT.md ERR-1).",
@@ -45,14 +50,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Sockets refused at connect time, by the cap that refused them.",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.users, m.messages, m.deliveries, m.rejected, m.refusedConnections} {
+	for _, c := range []prometheus.Collector{m.connections, m.users, m.messages, m.deliveries, m.broadcastBytes, m.rejected, m.refusedConnections} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	// Pre-create every code's series so dashboards see zeros, not gaps.
 	for _, code := range []string{CodeInvalidPayload, CodeInvalidUsername, CodeMessageTooLong, CodeNotJoined,
-		CodeUsernameMismatch, CodeRateLimited, CodeUnknownEvent, CodeInternal} {
+		CodeUsernameMismatch, CodeRateLimited, CodeUnknownEvent, CodeServerBusy, CodeInternal} {
 		m.rejected.WithLabelValues(code)
 	}
 	for _, reason := range []string{"total", "per_ip"} {

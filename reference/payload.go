@@ -30,6 +30,9 @@ const (
 	CodeUsernameMismatch = "username_mismatch"
 	CodeRateLimited      = "rate_limited"
 	CodeUnknownEvent     = "unknown_event"
+	// CodeServerBusy: the chat-wide output rate is used up and the
+	// socket has had its fair share of it (Config.BroadcastRate).
+	CodeServerBusy = "server_busy"
 	// CodeInternal is not in ERR-1's list: it reports a store failure (a
 	// remote store timing out), never anything the client did.
 	CodeInternal = "internal_error"

@@ -86,6 +86,11 @@ type Server struct {
 	// (outputbudget.go).
 	budget  *outputBudget
 	reclaim reclaimer
+	// output is the chat-wide output rate (nil: none); historyBytes the
+	// size of the last broadcast history, for a write's cost
+	// (broadcastrate.go).
+	output       *broadcastRate
+	historyBytes atomic.Int64
 	// sharedBroadcasts: a broadcast's receivers hold one copy of it
 	// (sharedadapter), so the budget counts it once (slowreader.go).
 	sharedBroadcasts bool
@@ -178,6 +183,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: o.logger, store: o.store, now: o.now, conns: newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		budget: newOutputBudget(cfg.OutputBudget)}
+	s.output = newBroadcastRate(cfg.BroadcastRate, s.now)
 	s.reclaim.stopped = o.noReclaim
 	if cfg.SeedClients {
 		s.seed = newSeedTies()
@@ -202,6 +208,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.m = m
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if !o.noReclaim {
+		go s.reclaim.watch(s.ctx)
+	}
 	if err := s.registerSlowReaderMetric(reg); err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("reference: registering metrics: %w", err)

@@ -390,6 +390,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			// message rate.
 			cfg.HistoryLimit = l.historyLimit
 			cfg.Rate = 0
+			cfg.BroadcastRate = 0
 			cfg.SeedClients = l.seedStyle // seed-style users need it to chat
 		})
 		if err != nil {

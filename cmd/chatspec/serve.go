@@ -87,6 +87,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.transports, "transports", strings.Join(d.Transports, ","), "enabled transports, comma-separated: `polling,websocket`")
 	fs.Float64Var(&f.cfg.Rate, "rate", d.Rate, "writeMessage events per second allowed per socket (0: no limit)")
 	fs.IntVar(&f.cfg.RateBurst, "rate-burst", d.RateBurst, "writeMessage burst allowed per socket")
+	fs.Int64Var(&f.cfg.BroadcastRate, "broadcast-rate", d.BroadcastRate, "`bytes` per second accepted writes may send out, all sockets together (a write costs its history times its receivers); at the rate each writing socket gets an equal share, beyond it writes are refused server_busy (0: no limit)")
 	fs.IntVar(&f.cfg.MaxConnections, "max-conns", d.MaxConnections, "most concurrent sockets (0: no limit)")
 	fs.IntVar(&f.cfg.MaxConnectionsPerIP, "max-conns-per-ip", d.MaxConnectionsPerIP, "most concurrent sockets per client IP (0: no limit)")
 	fs.Int64Var(&f.cfg.SlowReaderLimit, "slow-reader-limit", d.SlowReaderLimit, "close a connection holding more than this many unwritten `bytes` (0: no limit)")
