@@ -260,6 +260,7 @@ func floodNonReaders(b *testing.B, bin string, flags []string) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	rssFinal := procRSSMB(proc.Pid)
 	var usersDropped []string
 	for i, c := range users {
 		select {
@@ -299,6 +300,7 @@ func floodNonReaders(b *testing.B, bin string, flags []string) {
 	b.ReportMetric(peakRSS, "peak_rss_MB")
 	b.ReportMetric(peakUnwritten, "peak_unwritten_MB")
 	b.ReportMetric(rssAtEnd, "rss_at_end_MB")
+	b.ReportMetric(rssFinal, "rss_final_MB")
 	b.ReportMetric(recovered.Seconds(), "recover_s")
 	b.ReportMetric(float64(p50.Milliseconds()), "fanout_p50_ms")
 	b.ReportMetric(float64(p99.Milliseconds()), "fanout_p99_ms")
