@@ -146,15 +146,17 @@ func TestSeedStyleLoadAgainstSeedServer(t *testing.T) {
 // delivered (issue 11).
 func TestLoadCountsEveryRefusalForm(t *testing.T) {
 	// Each user writes faster than the server's rate limit lets it.
-	// The window is 3 s, as for the Python case: CI once saw the Node
-	// ack-errors server (verdict otherwise clean, 514 refusals) still
-	// sending 3 of 9,603 deliveries more than 1 s after their send when
-	// the receivers left. The contract sets no delivery bound; the window
-	// is the generator's allowance for a loaded machine, not a limit
-	// on the server.
+	// The window is 8 s. CI once saw the Node ack-errors server (verdict
+	// otherwise clean, 514 refusals) still sending 3 of 9,603 deliveries
+	// more than 1 s after their send when the receivers left; with two
+	// full test runs at once on the 2 cores (issue 13's loaded-machine
+	// proof) error-event had fan-out p99 4.6 s and 684 trailing losses of
+	// 7,661 with a 3 s window, in both runs. The contract sets no delivery
+	// bound; the window is the generator's allowance for a loaded machine,
+	// not a limit on the server.
 	fast := func(c *loadgen.Config) {
 		c.Pacer = loadgen.PoissonPacer{Mean: 40 * time.Millisecond}
-		c.Window = 3 * time.Second
+		c.Window = 8 * time.Second
 	}
 	for _, tc := range []struct {
 		name  string
